@@ -1,0 +1,251 @@
+"""`RNNMonitor`: the Keras callback that watches the recurrent layers of a model during `fit`.
+
+Every `every` epochs it logs, per monitored layer, the weight statistics (`weights_monitor`),
+the probe measurements when probe data is given (`probe_monitor`: gradients through time,
+activations, unit health) and runs the alert rules (`alerts`). Each part is guarded: an error
+in the monitor is logged once and that part is switched off, training goes on
+(`raise_errors=True` makes it raise instead, for tests and debugging).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import traceback
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import keras
+
+from rnn_monitor import metadata
+from rnn_monitor.anatomy import RNNLayerInfo, find_rnn_layers
+from rnn_monitor.config import Thresholds
+from rnn_monitor.distribute import is_chief
+from rnn_monitor.record import EpochRecord
+from rnn_monitor.weights_monitor import WeightMonitor
+from rnn_monitor.writer import SummaryWriter
+
+logger = logging.getLogger("rnn_monitor")
+
+
+class RNNMonitor(keras.callbacks.Callback):
+    """Log RNN weights, gradients through time, unit health and alerts to TensorBoard.
+
+    Args:
+        log_dir: where to write; events go to ``<log_dir>/rnn_monitor`` so the same `log_dir`
+            can be shared with Keras's `TensorBoard` callback.
+        probe_data: a fixed batch for the gradient and activation features: ``x``, ``(x, y)``,
+            ``(x, y, sample_weight)`` or a `tf.data.Dataset` (its first batch is taken once).
+        vocabulary: token strings indexed by the integer inputs (for the text view).
+        every: log every `every` epochs (the last epoch of a fit is always logged).
+        layers: names of the layers to monitor (default: every recurrent layer).
+        histograms: write per-gate weight histograms.
+        images: write the weight heatmap and gradient-over-time images.
+        text_samples: probe sequences whose activations are kept for the text view.
+        max_timesteps: probe only the last `max_timesteps` steps of each sequence.
+        units: indices of the units whose activations are written (default all).
+        thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
+        alerts: run the alert rules.
+        on_alert: called with each new alert record.
+        stop_on: alert kinds that stop training (e.g. ``("nonfinite", "exploding")``).
+        raise_errors: raise errors of the monitor itself instead of logging them.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        probe_data: Any = None,
+        vocabulary: Optional[Sequence[str]] = None,
+        every: int = 1,
+        layers: Optional[Iterable[str]] = None,
+        histograms: bool = True,
+        images: bool = True,
+        text_samples: int = 4,
+        max_timesteps: Optional[int] = None,
+        units: Optional[Sequence[int]] = None,
+        thresholds: Optional[Mapping[str, Any]] = None,
+        alerts: bool = True,
+        on_alert: Optional[Callable[[dict], Any]] = None,
+        stop_on: Iterable[str] = (),
+        raise_errors: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if not log_dir:
+            raise ValueError("log_dir is required: the directory TensorBoard will read")
+        self.log_dir = os.fspath(log_dir)
+        self.probe_data = probe_data
+        self.vocabulary = vocabulary
+        self.every = every
+        self.layer_names = list(layers) if layers is not None else None
+        self.histograms = histograms
+        self.images = images
+        self.text_samples = int(text_samples)
+        self.max_timesteps = max_timesteps
+        self.units = list(units) if units is not None else None
+        self.thresholds = Thresholds.from_mapping(thresholds)
+        self.alerts_enabled = alerts
+        self.on_alert = on_alert
+        self.stop_on = tuple(stop_on)
+        self.raise_errors = raise_errors
+
+        self.infos: list[RNNLayerInfo] = []
+        self.writer: Optional[SummaryWriter] = None
+        self._chief = True
+        self._parts: dict[str, Any] = {}
+        self._last_logged: Optional[int] = None
+        self._last_epoch: Optional[int] = None
+        self._started = False
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def run_dir(self) -> str:
+        """The TensorBoard run directory this callback writes to."""
+        return os.path.join(self.log_dir, metadata.RUN_SUBDIR)
+
+    def _check_log_dir(self) -> None:
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.run_dir, prefix=".write_test_"):
+                pass
+        except OSError as exc:
+            raise PermissionError(
+                f"RNNMonitor cannot write to log_dir {self.log_dir!r} ({exc.strerror or exc}). "
+                "Pass a log_dir in a directory you can write to."
+            ) from exc
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self._chief = is_chief()
+        if not self._chief:
+            return
+        self._check_log_dir()
+        if getattr(self.model, "built", False):
+            self._start()
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        # Models without an input shape are built by their first training step.
+        if self._chief and not self._started:
+            self._start()
+
+    def _select_layers(self, infos: list[RNNLayerInfo]) -> list[RNNLayerInfo]:
+        if self.layer_names is None:
+            return infos
+        wanted = set(self.layer_names)
+        chosen = [i for i in infos if i.name in wanted or i.name.split("/")[0] in wanted]
+        missing = wanted - {i.name for i in chosen} - {i.name.split("/")[0] for i in chosen}
+        if missing:
+            raise ValueError(
+                f"layers {sorted(missing)} are not recurrent layers of the model; "
+                f"monitorable layers: {[i.name for i in infos]}"
+            )
+        return chosen
+
+    def _start(self) -> None:
+        self._started = True
+        self.infos = self._select_layers(find_rnn_layers(self.model))
+        if self.writer is None:
+            self.writer = SummaryWriter(self.run_dir)
+        if not self._parts:
+            self._parts["weights"] = WeightMonitor(
+                self.infos, self.writer, histograms=self.histograms, weight_images=self.images
+            )
+            if self.probe_data is not None:
+                self._parts["probe"] = self._make_probe()
+            else:
+                logger.warning(
+                    "rnn_monitor: no probe_data given, so only weights are monitored; pass "
+                    "probe_data=(x, y) for gradients through time, activations and unit health"
+                )
+            if self.alerts_enabled:
+                self._parts["alerts"] = self._make_alerts()
+        self.writer.json_tensor(metadata.MANIFEST, self.manifest(), step=self._initial_epoch())
+        self.writer.flush()
+
+    def _initial_epoch(self) -> int:
+        return int(self.params.get("initial_epoch", 0) or 0) if self.params else 0
+
+    def _make_probe(self) -> Any:
+        from rnn_monitor.probe_monitor import ProbeMonitor
+
+        probe = ProbeMonitor(
+            model=self.model,
+            infos=self.infos,
+            probe_data=self.probe_data,
+            writer=self.writer,
+            thresholds=self.thresholds,
+            vocabulary=self.vocabulary,
+            text_samples=self.text_samples,
+            max_timesteps=self.max_timesteps,
+            units=self.units,
+            images=self.images,
+        )
+        probe.start()  # validates probe data: a wrong shape is an error before training
+        return probe
+
+    def _make_alerts(self) -> Any:
+        from rnn_monitor.alerts import AlertEngine
+
+        return AlertEngine(
+            writer=self.writer,
+            thresholds=self.thresholds,
+            on_alert=self.on_alert,
+            stop_on=self.stop_on,
+        )
+
+    def manifest(self) -> dict:
+        """What the log holds: layers and their gate layouts, probe settings, thresholds."""
+        probe = self._parts.get("probe")
+        return {
+            "version": metadata.CONTENT_VERSION,
+            "layers": [info.describe() for info in self.infos],
+            "every": self.every,
+            "probe": probe.describe() if probe is not None else None,
+            "thresholds": vars(self.thresholds).copy(),
+        }
+
+    # ------------------------------------------------------------------ per epoch
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._last_epoch = epoch
+        if not self._chief:
+            return
+        if not self._started:
+            self._start()
+        if (epoch - self._initial_epoch()) % self.every == 0:
+            self._log_epoch(epoch)
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        if not self._chief or self.writer is None:
+            return
+        if self._last_epoch is not None and self._last_logged != self._last_epoch:
+            self._log_epoch(self._last_epoch)
+        self.writer.flush()
+
+    def _log_epoch(self, epoch: int) -> None:
+        record = EpochRecord(epoch)
+        self._guard("weights", lambda part: part.log_epoch(epoch, record))
+        self._guard("probe", lambda part: part.log_epoch(epoch, record))
+        for layer, values in record.scalars.items():
+            for name, value in values.items():
+                self.writer.scalar(metadata.scalar_tag(layer, name), value, epoch)
+        self._guard("alerts", lambda part: part.evaluate(epoch, record, self.model))
+        self.writer.flush()
+        self._last_logged = epoch
+
+    def _guard(self, name: str, action: Callable[[Any], Any]) -> None:
+        """Run one part of the monitor; on error log it and switch that part off."""
+        part = self._parts.get(name)
+        if part is None:
+            return
+        try:
+            action(part)
+        except Exception:
+            if self.raise_errors:
+                raise
+            logger.error(
+                "rnn_monitor: the %s part failed and is switched off for this run; training "
+                "goes on. Please report this with the traceback:\n%s",
+                name,
+                traceback.format_exc(),
+            )
+            self._parts[name] = None

@@ -1,0 +1,38 @@
+"""Thresholds and sizes, with the defaults of DESIGN.md ("Definitions"). Every field is documented
+in the README and can be set through `RNNMonitor(thresholds={...})`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    dead_std: float = 1e-3  # dead unit: std of its output over valid (b, t) below this
+    exploding_state: float = 1e2  # exploding unit: max |state| above this (unbounded states)
+    saturation_tanh: float = 0.99  # tanh output saturated when |h| above this
+    saturation_sigmoid_low: float = 0.1  # sigmoid gate left-saturated below this
+    saturation_sigmoid_high: float = 0.9  # sigmoid gate right-saturated above this
+    saturation_fraction: float = 0.95  # saturated unit: saturated in more than this share of valid positions
+    flow_floor: float = 1e-3  # grad_horizon: largest k with F[j] >= flow_floor for all j <= k
+    horizon_fraction: float = 0.1  # vanishing when grad_horizon < max(horizon_min, horizon_fraction * T)
+    horizon_min: float = 2.0
+    vanishing_grad_norm: float = 1e-7  # vanishing when the weight-gradient norm is below this
+    exploding_flow: float = 1e3  # exploding when any F[k] is above this
+    exploding_grad_norm: float = 1e3  # exploding when the weight-gradient norm is above this
+    dead_alert_ratio: float = 0.5  # dead-unit alert when dead_ratio is above this
+    saturation_alert_ratio: float = 0.5  # saturation alert when saturated_ratio is above this
+    patience: int = 2  # consecutive logged epochs a vanishing condition must hold
+
+    @classmethod
+    def from_mapping(cls, values: Optional[Mapping[str, Any]]) -> "Thresholds":
+        """Defaults overridden by `values`; an unknown name is an error that lists the known ones."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown threshold(s) {unknown}; known thresholds: {sorted(known)}"
+            )
+        return cls(**values)

@@ -1,0 +1,96 @@
+"""Heatmap images as RGB arrays and PNG bytes (numpy + matplotlib colormaps, no TensorFlow).
+
+Used for the standard TensorBoard images: the per-layer weight heatmap (kernel, recurrent
+kernel and bias stacked, gate boundaries marked) and the gradient-over-time heatmap.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+NONFINITE_RGB = (255, 0, 255)  # magenta: NaN / Inf weights stand out
+MASKED_RGB = (200, 200, 200)  # light grey: masked (padded) steps
+SEPARATOR_RGB = (40, 40, 40)  # dark lines between gates and between weights
+
+
+def colorize(
+    values: np.ndarray,
+    cmap: str = "RdBu_r",
+    vmin: Optional[float] = None,
+    vmax: Optional[float] = None,
+    log: bool = False,
+    nan_rgb: tuple[int, int, int] = NONFINITE_RGB,
+) -> np.ndarray:
+    """Map a 2-D array to uint8 RGB [H, W, 3]; non-finite entries get `nan_rgb`.
+
+    Without vmin/vmax a diverging map is symmetric around 0 (white at 0) and a log map spans
+    the finite positive range.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(data)
+    if log:
+        finite &= data > 0
+        data = np.where(finite, np.log10(np.where(finite, data, 1.0)), np.nan)
+    if vmin is None or vmax is None:
+        if finite.any():
+            lo, hi = float(np.min(data[finite])), float(np.max(data[finite]))
+        else:
+            lo, hi = 0.0, 1.0
+        if not log:
+            bound = max(abs(lo), abs(hi)) or 1.0
+            lo, hi = -bound, bound
+        vmin = lo if vmin is None else vmin
+        vmax = hi if vmax is None else vmax
+    span = (vmax - vmin) or 1.0
+    scaled = np.clip((np.where(finite, data, vmin) - vmin) / span, 0.0, 1.0)
+    rgb = (colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
+    rgb[~finite] = nan_rgb
+    return rgb
+
+
+def upscale(rgb: np.ndarray, min_size: int = 256, max_size: int = 1024) -> np.ndarray:
+    """Nearest-neighbour enlarge so the smaller side is near `min_size` (never past `max_size`)."""
+    h, w = rgb.shape[:2]
+    factor = max(1, min(min_size // max(1, min(h, w)), max_size // max(1, max(h, w))))
+    if factor == 1:
+        return rgb
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+
+
+def weight_heatmap(
+    weights: Sequence[np.ndarray], gate_width: Optional[int] = None, gap: int = 2
+) -> np.ndarray:
+    """Kernel, recurrent kernel and bias, one band each, columns in gate order.
+
+    Each band has its own symmetric colour scale (they differ by orders of magnitude); bands
+    are separated by `gap` dark rows and gates by a dark column every `gate_width` columns.
+    """
+    bands = []
+    width = max(np.atleast_2d(w).reshape(-1, np.shape(w)[-1]).shape[1] for w in weights)
+    for arr in weights:
+        mat = np.atleast_2d(np.asarray(arr, dtype=np.float64))
+        mat = mat.reshape(-1, mat.shape[-1])
+        rgb = colorize(mat)
+        if rgb.shape[1] < width:  # pad narrower blocks (never happens for stock cells)
+            pad = np.full((rgb.shape[0], width - rgb.shape[1], 3), 255, np.uint8)
+            rgb = np.concatenate([rgb, pad], axis=1)
+        rgb = np.repeat(rgb, max(1, 8 // mat.shape[0]), axis=0)  # bias rows visible
+        bands.append(rgb)
+        bands.append(np.full((gap, width, 3), SEPARATOR_RGB, np.uint8))
+    image = np.concatenate(bands[:-1], axis=0)
+    if gate_width and gate_width < width:
+        cuts = list(range(gate_width, width, gate_width))
+        image = np.insert(image, cuts, SEPARATOR_RGB, axis=1)
+    return upscale(image, min_size=128, max_size=1024)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 RGB array."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
