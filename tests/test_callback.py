@@ -1,0 +1,131 @@
+"""RNNMonitor as a Keras user meets it: set-up errors, scheduling, coexistence, robustness."""
+
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+
+from rnn_monitor import RNNMonitor, load_run
+from rnn_monitor.anatomy import NoRNNLayerError
+from rnn_monitor.weights_monitor import WeightMonitor
+
+
+def _data(n=16, t=5, f=3):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, t, f)).astype("float32"), rng.normal(size=(n, 1)).astype("float32")
+
+
+def _model():
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    return model
+
+
+class CountBatches(keras.callbacks.Callback):
+    batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def test_unwritable_log_dir_fails_before_the_first_batch(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    counter = CountBatches()
+    x, y = _data()
+    with pytest.raises(PermissionError, match="cannot write to log_dir .* directory you can write to"):
+        _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(blocker / "logs")), counter])
+    assert counter.batches == 0
+
+
+def test_model_without_rnn_is_a_clear_error(log_dir):
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = _data()
+    with pytest.raises(NoRNNLayerError, match="no recurrent layer.*Flatten"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir)])
+
+
+def test_bad_arguments_are_clear_errors(log_dir):
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        RNNMonitor(log_dir, every=0)
+    with pytest.raises(ValueError, match="unknown threshold.*dead_sd.*known thresholds"):
+        RNNMonitor(log_dir, thresholds={"dead_sd": 1})
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"\['nope'\] are not recurrent layers.*'lstm'"):
+        _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, layers=["nope"])])
+
+
+def test_every_n_epochs_and_the_last_epoch_is_always_logged(log_dir):
+    x, y = _data()
+    _model().fit(x, y, epochs=6, verbose=0, callbacks=[RNNMonitor(log_dir, every=4, alerts=False)])
+    assert load_run(log_dir).epochs == [0, 4, 5]
+
+
+def test_unbuilt_sequential_model_is_monitored_from_its_first_batch(log_dir):
+    model = keras.Sequential([keras.layers.GRU(3, name="gru"), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = _data()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, raise_errors=True, alerts=False)])
+    run = load_run(log_dir)
+    assert run.layers == ["gru"] and run.epochs == [0, 1]
+
+
+def test_shares_a_log_dir_with_keras_tensorboard_and_shows_in_tensorboard(log_dir):
+    x, y = _data()
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir, histogram_freq=1),
+        RNNMonitor(log_dir, raise_errors=True, alerts=False),
+    ]
+    _model().fit(x, y, epochs=2, validation_data=(x, y), verbose=0, callbacks=callbacks)
+    assert {"train", "validation", "rnn_monitor"} <= set(os.listdir(log_dir))
+    # What `tensorboard --logdir` would show, through TensorBoard's own loader.
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(log_dir)
+    multiplexer.Reload()
+    ours = "rnn_monitor"
+    assert "lstm/kernel/i/l2" in multiplexer.PluginRunToTagToContent("scalars")[ours]
+    assert "lstm/recurrent_kernel/o" in multiplexer.PluginRunToTagToContent("histograms")[ours]
+    assert "lstm/weights" in multiplexer.PluginRunToTagToContent("images")[ours]
+    assert "epoch_loss" in multiplexer.PluginRunToTagToContent("scalars")["train"]
+    run = load_run(log_dir)
+    assert run.layers == ["lstm"] and run.epochs == [0, 1]
+
+
+def test_a_failing_part_is_switched_off_and_training_goes_on(log_dir, monkeypatch, caplog):
+    def broken(self, epoch, record, layers=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(WeightMonitor, "log_epoch", broken)
+    x, y = _data()
+    with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
+        history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False)])
+    assert len(history.history["loss"]) == 3
+    assert caplog.text.count("weights part failed") == 1 and "boom" in caplog.text
+    with pytest.raises(RuntimeError, match="boom"):
+        _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False, raise_errors=True)])
+
+
+def test_non_chief_worker_writes_nothing(log_dir, monkeypatch):
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        '{"cluster": {"chief": ["h:1"], "worker": ["h:2"]}, "task": {"type": "worker", "index": 0}}',
+    )
+    x, y = _data()
+    _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False)])
+    assert os.listdir(log_dir) == []
+
+
+def test_resumed_fit_continues_epoch_numbers_and_update_ratios(log_dir):
+    model = _model()
+    x, y = _data()
+    monitor = RNNMonitor(log_dir, raise_errors=True, alerts=False)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    model.fit(x, y, initial_epoch=2, epochs=4, verbose=0, callbacks=[monitor])
+    run = load_run(log_dir)
+    assert run.epochs == [0, 1, 2, 3]
+    epochs, _ = run.scalar("lstm", "kernel/i/update_ratio")
+    assert list(epochs) == [1, 2, 3]
