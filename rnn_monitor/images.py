@@ -53,10 +53,12 @@ def colorize(
     return rgb
 
 
-def upscale(rgb: np.ndarray, min_size: int = 256, max_size: int = 1024) -> np.ndarray:
-    """Nearest-neighbour enlarge so the smaller side is near `min_size` (never past `max_size`)."""
+def upscale(rgb: np.ndarray, target: int = 512, max_size: int = 1024) -> np.ndarray:
+    """Nearest-neighbour enlarge by a whole factor so the longer side reaches about `target`
+    pixels, never past `max_size` (small layers stay readable, large ones are left as they are)."""
     h, w = rgb.shape[:2]
-    factor = max(1, min(min_size // max(1, min(h, w)), max_size // max(1, max(h, w))))
+    longest = max(1, h, w)
+    factor = max(1, min(-(-target // longest), max_size // longest))
     if factor == 1:
         return rgb
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
@@ -86,7 +88,7 @@ def weight_heatmap(
     if gate_width and gate_width < width:
         cuts = list(range(gate_width, width, gate_width))
         image = np.insert(image, cuts, SEPARATOR_RGB, axis=1)
-    return upscale(image, min_size=128, max_size=1024)
+    return upscale(image)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
