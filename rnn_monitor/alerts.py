@@ -46,6 +46,14 @@ KINDS = (VANISHING, EXPLODING, NONFINITE, DEAD, SATURATED)
 
 TEXT_TAG = "alerts"
 
+TITLES = {
+    VANISHING: "vanishing gradient",
+    EXPLODING: "exploding gradient",
+    NONFINITE: "non-finite values",
+    DEAD: "dead units",
+    SATURATED: "saturated units",
+}
+
 _HELP = {
     VANISHING: (
         "usually helps: LSTM/GRU instead of SimpleRNN, check initialisation "
@@ -186,7 +194,7 @@ def check_record(record: EpochRecord, thresholds: Thresholds) -> list[Condition]
                 vanishing = Condition(
                     layer, VANISHING, "grad_horizon", float(horizon), float(need),
                     f"the gradient reaches only {horizon:g} of {T:g} timesteps back "
-                    f"(needs {need:g}), so the layer cannot learn longer dependencies",
+                    f"(needs {need:g})",
                 )
         if vanishing is None and grad_norm is not None and _finite(grad_norm) \
                 and grad_norm < th.vanishing_grad_norm:
@@ -217,9 +225,12 @@ def check_record(record: EpochRecord, thresholds: Thresholds) -> list[Condition]
 def make_alert(epoch: int, cond: Condition, streak: int = 1) -> dict:
     """The alert record for a condition (JSON-ready: plain floats, None for non-finite)."""
     detail = cond.detail
-    if cond.kind == VANISHING and streak > 1:
-        detail += f", for {streak} logged epochs"
-    message = f"{cond.kind} in {cond.layer}: {detail}; {_HELP[cond.kind]}"
+    if cond.kind == VANISHING:
+        if streak > 1:
+            detail += f" for {streak} logged epochs"
+        if cond.metric == "grad_horizon":
+            detail += ", so it cannot learn longer dependencies"
+    message = f"{TITLES[cond.kind]} in {cond.layer}: {detail}; {_HELP[cond.kind]}"
     alert = {
         "epoch": int(epoch),
         "layer": cond.layer,
