@@ -1,0 +1,96 @@
+"""The demo behind `./dev demo`: train the char-LSTM, report, find telling units, serve TensorBoard.
+
+    ./dev demo                      # default size, then serve TensorBoard on 127.0.0.1:6006
+    ./dev demo --no-serve --size small --logdir /tmp/runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import char_lstm  # noqa: E402
+
+# Features of Python source that char-LSTM units are known to pick up (Karpathy et al. 2015).
+FEATURES = {
+    "inside a quoted string": r"'[^'\n]*'|\"[^\"\n]*\"",
+    "indentation": r"^ +",
+    "inside a comment": r"#[^\n]*",
+    "inside parentheses": r"\([^()\n]*\)",
+}
+
+
+def report_units(log_dir: str, top: int = 3) -> list[str]:
+    """Lines naming, per layer and feature, the units most active on that feature."""
+    from rnn_monitor import load_run
+    from rnn_monitor.stats.relevance import rank_units
+
+    run = load_run(log_dir)
+    tokens = run.tokens
+    lines = []
+    if tokens is None:
+        return ["(no probe text logged: no units to rank)"]
+    for layer in run.layers:
+        if "h" not in run.activation_states(layer):
+            continue
+        acts = run.activations(layer, "h")
+        for name, pattern in FEATURES.items():
+            ranked = rank_units(acts, tokens[: acts.shape[0]], pattern, top=top)
+            shown = ", ".join(f"#{u} ({score:+.2f})" for u, score in ranked)
+            lines.append(f"  {layer:8s} {name:24s} {shown}")
+    return lines
+
+
+def serve(logdir: str, host: str, port: int) -> int:
+    tensorboard = shutil.which("tensorboard", path=os.path.dirname(sys.executable)) or shutil.which("tensorboard")
+    if tensorboard is None:
+        print("tensorboard is not installed in this environment", file=sys.stderr)
+        return 1
+    command = [tensorboard, "--logdir", logdir, "--host", host, "--port", str(port), "--samples_per_plugin", "rnn_monitor=0"]
+    print(f"\nServing TensorBoard: http://{host}:{port}/#rnn_monitor  (Ctrl-C to stop)", flush=True)
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=10)
+        return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train a char-LSTM on Python's own source with RNNMonitor, then open TensorBoard.")
+    parser.add_argument("--logdir", default="runs", help="TensorBoard log root (default: runs)")
+    parser.add_argument("--size", choices=sorted(char_lstm.SIZES), default="default")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 8 (default size), 2 (small)")
+    parser.add_argument("--no-serve", action="store_true", help="stop after training and the report")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6006)
+    args = parser.parse_args(argv)
+
+    run_dir = os.path.join(args.logdir, "char_lstm")
+    if os.path.isdir(run_dir):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = os.path.join(args.logdir, f"char_lstm-{stamp}")
+    char_lstm.train(run_dir, args.size, args.epochs)
+
+    print("\n== rnn-monitor report ==", flush=True)
+    cli = shutil.which("rnn-monitor", path=os.path.dirname(sys.executable)) or shutil.which("rnn-monitor")
+    subprocess.run([cli, "report", run_dir], check=False)
+
+    print("\n== units that respond to features of the text (mean activation inside minus outside) ==")
+    print("\n".join(report_units(run_dir)))
+
+    if args.no_serve:
+        print(f"\nLogs in {run_dir}. To look at them: tensorboard --logdir {args.logdir}")
+        return 0
+    return serve(args.logdir, args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
