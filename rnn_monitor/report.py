@@ -203,10 +203,15 @@ def _alert_lines(alerts: list[dict], style: Style, indent: str = "    ") -> list
     lines = []
     for a in alerts:
         kind = str(a.get("kind", "?"))
-        head = f"epoch {a.get('epoch', '?')} {a.get('layer', '?')} {kind.upper()}"
-        body = _wrap(f"{head}: {a.get('message', '')}", indent)
-        # colour only the kind word of the first line (after wrapping, so widths stay right)
-        body[0] = body[0].replace(kind.upper(), style(kind.upper(), _KIND_COLOUR.get(kind, "")), 1)
+        layer = str(a.get("layer", "?"))
+        message = str(a.get("message", "")) or kind
+        if layer not in message:
+            message = f"{layer}: {message}"
+        body = _wrap(f"epoch {a.get('epoch', '?')}: {message}", indent)
+        # colour the first mention of the kind (after wrapping, so the widths stay right)
+        i = body[0].find(kind)
+        if i >= 0:
+            body[0] = body[0][:i] + style(kind, _KIND_COLOUR.get(kind, "")) + body[0][i + len(kind):]
         lines.extend(body)
     return lines
 
