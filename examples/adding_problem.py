@@ -41,6 +41,7 @@ import numpy as np
 
 BASELINE_MSE = 1.0 / 6.0  # Var(U1 + U2): the MSE of always predicting 1.0
 LEARNED_MSE = 0.05  # "learned the task": validation MSE below this
+LAYER_NAMES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm"}
 
 
 def make_data(n: int, T: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +73,8 @@ def build(kind: str, T: int, units: int, lr: float, seed: int):
 
     rnn = {"SimpleRNN": keras.layers.SimpleRNN, "LSTM": keras.layers.LSTM}[kind]
     model = keras.Sequential(
-        [keras.Input((T, 2)), rnn(units, name=kind.lower()), keras.layers.Dense(1, name="sum")],
-        name=f"adding_{kind.lower()}",
+        [keras.Input((T, 2)), rnn(units, name=LAYER_NAMES[kind]), keras.layers.Dense(1, name="sum")],
+        name=f"adding_{LAYER_NAMES[kind]}",
     )
     if kind == "LSTM":
         chrono_init(model.layers[0], T, seed)
@@ -100,7 +101,7 @@ def train(kind: str, args, data, log_dir: str) -> dict:
     seconds = time.time() - start
     mse = float(model.evaluate(xv, yv, batch_size=256, verbose=0))
     run = load_run(log_dir)
-    layer = kind.lower()
+    layer = LAYER_NAMES[kind]
     horizon = None
     if "grad_horizon" in run.scalar_names(layer):
         horizon = run.scalar(layer, "grad_horizon")[1]
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     xv, yv = make_data(max(256, args.probe), args.timesteps, args.seed + 1)
     results = []
     for kind in ("SimpleRNN", "LSTM"):
-        results.append(train(kind, args, ((x, y), (xv, yv)), os.path.join(args.log_dir, kind.lower())))
+        results.append(train(kind, args, ((x, y), (xv, yv)), os.path.join(args.log_dir, LAYER_NAMES[kind])))
     text, ok = summary(results, args)
     print(text)
     return 0 if ok else 1
