@@ -12,6 +12,9 @@ TensorBoard run beside Keras's own ``train`` / ``validation`` runs):
 * standard images, tag ``<layer>/weights`` and ``<layer>/timestep_gradients``;
 * a standard text summary ``alerts``;
 * plugin tensors (plugin name `PLUGIN_NAME`, ``data_class`` TENSOR), one per kind below.
+  Per-timestep arrays are in input order (position in the input sequence) for every layer,
+  backward halves included; the temporal flow F[k] counts steps back from the layer's last
+  computed state, in its own processing order (see `rnn_monitor.probe_monitor`).
   Per layer: tag ``<layer>/_rnn_monitor/<kind>``; activations add ``/<state>``.
   Run-wide: tag ``_rnn_monitor/<kind>``. The summary metadata's content is JSON:
   ``{"version": CONTENT_VERSION, "kind": ..., "layer": ..., "state": ...}``.
@@ -37,10 +40,17 @@ TOKENS = "tokens"  # string [S, T]: decoded probe tokens for the text view
 ALERTS = "alerts"  # string scalar: JSON list of alert records raised at that epoch
 
 # Per-layer plugin tensors, one per logged epoch.
-TIMESTEP_GRADIENTS = "timestep_gradients"  # float16 [T, U]: G[t,u] = mean_b |dL/dh_t|, NaN masked
-OUTPUT_GRADIENTS = "output_gradients"  # float16 [T, U]: mean_b |dL/d(out_t)| (direct path)
+# G and the output gradients are float32, not float16: vanishing gradients (1e-8 .. 1e-30) are
+# exactly what they must show, and float16 flushes everything below 6e-8 to 0.
+TIMESTEP_GRADIENTS = "timestep_gradients"  # float32 [T, U]: G[t,u] = mean_b |dL/dh_t|, NaN masked
+OUTPUT_GRADIENTS = "output_gradients"  # float32 [T, U]: mean_b |dL/d(out_t)| (direct path)
 TIMESTEP_GRAD_NORM = "timestep_grad_norm"  # float32 [T]: g[t] = mean_b ||dL/dh_t||
 TEMPORAL_FLOW = "temporal_flow"  # float32 [K]: F[k], k = 0 .. K-1
+# ACTIVATIONS: float16 [S, T, U], one tensor per state (the tag's last part), for the first S
+# probe sequences (NaN at masked steps), in input order; U = the chosen `units` (default all).
+# State names: every cell "h" (its output); LSTM also "c" (cell state) and gates "i", "f",
+# "g" (the candidate c~, named g so it does not clash with c), "o"; GRU gates "z", "r", "hh"
+# (the candidate h~). Gates are left out for a layer whose rebuilt gates disagree with the cell.
 ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) for S sequences
 
 LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS)
