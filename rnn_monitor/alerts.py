@@ -131,7 +131,12 @@ def check_record(record: EpochRecord, thresholds: Thresholds) -> list[Condition]
         counts[key] = counts.get(key, 0) + int(nf.count)
     for (layer, where, gate), count in counts.items():
         where_gate = f"{where}/{gate}" if gate else str(where)
-        what = f"{where} of gate {gate}" if gate else str(where)
+        if gate and where == "gate":
+            what = f"activations of gate {gate}"
+        elif gate:
+            what = f"{where} of gate {gate}"
+        else:
+            what = str(where)
         out.append(
             Condition(
                 layer, NONFINITE, where_gate, float(count), 0.0,

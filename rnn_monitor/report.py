@@ -69,19 +69,26 @@ def summarize_run(run: Any, name: str) -> dict:
                 "epochs": [int(e) for e in epochs],
                 "values": [_num(v) for v in values],
             }
-        timesteps = None
-        try:
-            flow = run.temporal_flow(layer)
-            if flow.size:
-                timesteps = int(flow.shape[-1])
-        except KeyError:
-            pass
+        timesteps = (run.manifest.get("probe") or {}).get("timesteps")
+        if not timesteps:
+            try:
+                flow = run.temporal_flow(layer)
+                if flow.size:
+                    timesteps = int(flow.shape[-1])
+            except KeyError:
+                pass
+        horizon_needed = None
+        if timesteps:
+            th = run.manifest.get("thresholds") or {}
+            horizon_needed = max(float(th.get("horizon_min", 2.0)),
+                                 float(th.get("horizon_fraction", 0.1)) * float(timesteps))
         layers.append(
             {
                 "name": layer,
                 "class": meta.get("class"),
                 "units": meta.get("units"),
-                "timesteps": timesteps,
+                "timesteps": int(timesteps) if timesteps else None,
+                "horizon_needed": horizon_needed,
                 "latest": latest,
                 "grad_horizon": horizon,
                 "gate_norms": gate_norms,
@@ -172,7 +179,8 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def _trend(
-    label: str, series: dict, style: Style, label_width: int, relative: bool = False, **scale: Any
+    label: str, series: dict, style: Style, label_width: int, relative: bool = False,
+    suffix: str = "", **scale: Any
 ) -> str:
     """``label  sparkline  first -> last`` (plus the relative change for norms)."""
     values = series["values"]
@@ -189,7 +197,7 @@ def _trend(
             span += f" ({(values[-1] - values[0]) / abs(values[0]):+.1%})"
     else:
         span = _fmt(values[-1])
-    return f"    {label:<{label_width}} {spark} {span}"
+    return f"    {label:<{label_width}} {spark} {span}{suffix}"
 
 
 def _wrap(text: str, indent: str, width: int = WIDTH) -> list[str]:
@@ -251,6 +259,8 @@ def format_report(runs: list[dict], style: Style) -> str:
             if layer.get("grad_horizon"):
                 lines.append(
                     _trend("grad_horizon", layer["grad_horizon"], style, width,
+                           suffix=f" (alert < {_fmt(layer['horizon_needed'])})"
+                           if layer.get("horizon_needed") else "",
                            lo=0.0, hi=float(layer["timesteps"]) if layer.get("timesteps") else None)
                 )
             for key, series in layer["gate_norms"].items():

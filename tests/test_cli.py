@@ -99,7 +99,7 @@ def test_report_text_fits_80_columns_and_has_no_colour_off_tty(runs, capsys):
     assert "1 alert(s)" in out and "no alerts" in out
     # the horizon trend of the vanishing run: 3 -> 1
     line = next(l for l in out.split("run vanishing")[1].splitlines() if "grad_horizon" in l and "→" in l)
-    assert line.rstrip().endswith("3 → 1")
+    assert "3 → 1 (alert < 10)" in line
 
 
 def test_report_colour_when_forced(runs, capsys):
