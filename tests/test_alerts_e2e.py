@@ -50,11 +50,7 @@ def test_planted_vanishing_raises_the_vanishing_alert_by_epoch_2(log_dir):
     assert [a["kind"] for a in load_run(log_dir).alerts].count("vanishing") == 1
 
 
-def test_planted_exploding_alerts_and_stop_on_stops_training(log_dir, caplog):
-    T = 30
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, T, 4)).astype("float32")
-    y = rng.normal(size=(64, 1)).astype("float32")
+def _exploding_model(T):
     model = keras.Sequential([
         keras.Input((T, 4)),
         keras.layers.SimpleRNN(16, activation="linear", recurrent_initializer="orthogonal", name="rnn"),
@@ -62,6 +58,19 @@ def test_planted_exploding_alerts_and_stop_on_stops_training(log_dir, caplog):
     ])
     cell = model.layers[0].cell
     cell.recurrent_kernel.assign(cell.recurrent_kernel.numpy() * 1.5)
+    return model
+
+
+def _data(T, n=64, features=4):
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(n, T, features)).astype("float32"),
+            rng.normal(size=(n, 1)).astype("float32"))
+
+
+def test_planted_exploding_alerts_and_stop_on_stops_training(log_dir, caplog):
+    """Unclipped: training diverges in the first epoch; exploding or non-finite alert, then stop."""
+    x, y = _data(30)
+    model = _exploding_model(30)
     model.compile(keras.optimizers.SGD(1e-3), "mse")
     with caplog.at_level(logging.WARNING, logger="rnn_monitor"):
         history, alerts = _fit(model, x, y, log_dir, epochs=5, probe_data=(x[:32], y[:32]),
@@ -71,6 +80,21 @@ def test_planted_exploding_alerts_and_stop_on_stops_training(log_dir, caplog):
     assert alerts[0]["epoch"] == 0
     assert len(history.epoch) < 5, "stop_on did not stop training"
     assert any("stopping training" in r.getMessage() for r in caplog.records)
+
+
+def test_planted_exploding_with_clipping_raises_exploding_on_the_flow(log_dir):
+    """Clipped updates keep the weights finite; the flow through time still grows like 1.5^k."""
+    x, y = _data(30)
+    model = _exploding_model(30)
+    model.compile(keras.optimizers.SGD(1e-3, clipnorm=1.0), "mse")
+    history, alerts = _fit(model, x, y, log_dir, epochs=3, probe_data=(x[:32], y[:32]),
+                           stop_on=("exploding",))
+    exploding = [a for a in alerts if a["kind"] == "exploding"]
+    assert exploding and exploding[0]["epoch"] == 0 and exploding[0]["layer"] == "rnn"
+    assert exploding[0]["metric"] == "temporal_flow" and exploding[0]["value"] > 1e3
+    assert "gradient clipping (clipnorm=1.0)" in exploding[0]["message"]
+    assert not [a for a in alerts if a["kind"] == "nonfinite"]
+    assert len(history.epoch) == 1, "stop_on=('exploding',) did not stop after epoch 0"
 
 
 def test_healthy_lstm_on_a_short_lag_task_has_no_alert(log_dir):
