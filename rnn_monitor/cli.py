@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="rnn-monitor",
         description="Summaries and CI checks of the logs written by rnn_monitor.RNNMonitor.",
     )
+    from rnn_monitor import __version__
+
+    parser.add_argument("--version", action="version", version=f"rnn-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{report,check}")
     sub.required = True
     common = argparse.ArgumentParser(add_help=False)
@@ -138,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
 
     runs = _load_runs(args.logdir)
     summaries = [report.summarize_run(run, name) for name, run in runs]
+    if not any(s["epochs"] for s in summaries):
+        raise CLIError(
+            f"{args.logdir}: no epoch logged yet (RNNMonitor writes at the end of each logged epoch)"
+        )
     n_alerts = sum(len(s["alerts"]) for s in summaries)
     style = report.Style(_use_colour(args.color, sys.stdout), _can_unicode(sys.stdout))
     if args.command == "report":

@@ -234,6 +234,9 @@ def format_report(runs: list[dict], style: Style) -> str:
         lines.extend(_wrap(f"{style('run ' + run['run'], 'bold')} ({span})", ""))
         if not run["layers"]:
             lines.append("  no recurrent layers logged")
+        if not epochs:
+            lines.append("  no epoch logged yet")
+            continue
         for layer in run["layers"]:
             desc = ", ".join(
                 str(x) for x in (layer.get("class"), f"{layer['units']} units" if layer.get("units") else None,

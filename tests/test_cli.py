@@ -165,3 +165,17 @@ def test_check_exit_codes_through_the_console_script(runs, tmp_path):
     assert bad.returncode == 1 and "vanishing" in bad.stdout.lower()
     assert none.returncode == 2 and "Traceback" not in none.stderr and none.stderr.strip()
     assert len(none.stderr.strip().splitlines()) == 1
+
+
+def test_run_without_epochs_is_no_data(tmp_path, capsys):
+    writer = SummaryWriter(str(tmp_path / "fresh" / "rnn_monitor"))
+    writer.json_tensor(metadata.MANIFEST, {"version": 1, "layers": [{"name": "lstm"}]}, 0)
+    writer.close()
+    code, out, err = run_main(capsys, "check", str(tmp_path / "fresh"))
+    assert code == 2 and "no epoch logged yet" in err and err.count("\n") == 1
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and "rnn-monitor" in capsys.readouterr().out
