@@ -180,14 +180,14 @@ def _fmt(value: Optional[float]) -> str:
 
 def _trend(
     label: str, series: dict, style: Style, label_width: int, relative: bool = False,
-    suffix: str = "", **scale: Any
+    suffix: str = "", width: int = WIDTH, **scale: Any
 ) -> str:
-    """``label  sparkline  first -> last`` (plus the relative change for norms)."""
+    """``label  sparkline  first -> last`` (plus the relative change for norms), in `width`.
+
+    The sparkline shows the most recent epochs that fit (at most `MAX_SPARK`); "…" marks that
+    older ones are left out.
+    """
     values = series["values"]
-    shown = values[-MAX_SPARK:]
-    spark = sparkline(shown, style.spark_chars, **scale)
-    if len(values) > MAX_SPARK:
-        spark = style.ellipsis + spark
     finite = [v for v in values if v is not None]
     if not finite:
         span = "n/a"
@@ -197,7 +197,14 @@ def _trend(
             span += f" ({(values[-1] - values[0]) / abs(values[0]):+.1%})"
     else:
         span = _fmt(values[-1])
-    return f"    {label:<{label_width}} {spark} {span}{suffix}"
+    span += suffix
+    room = width - 4 - label_width - 2 - len(span)
+    n = max(8, min(MAX_SPARK, room))
+    shown = values[-n:]
+    spark = sparkline(shown, style.spark_chars, **scale)
+    if len(values) > n:
+        spark = style.ellipsis + spark[len(style.ellipsis):]
+    return f"    {label:<{label_width}} {spark} {span}"
 
 
 def _wrap(text: str, indent: str, width: int = WIDTH) -> list[str]:

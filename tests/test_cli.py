@@ -179,3 +179,14 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0 and "rnn-monitor" in capsys.readouterr().out
+
+
+def test_long_runs_still_fit_80_columns():
+    from rnn_monitor import report
+
+    style = report.Style(colour=False)
+    values = {"values": [1.2e-5 * (1 + i) for i in range(500)]}
+    line = report._trend("recurrent_kernel/o l2", values, style, 21, relative=True)
+    assert len(line) <= 80 and "…" in line and line.endswith("(+49900.0%)")
+    assert report.sparkline([0, 50, 100], lo=0, hi=100) == "▁▅█"
+    assert report.sparkline([None, 1.0]) == " ▅"
