@@ -29,7 +29,7 @@ FEATURES = {
 def report_units(log_dir: str, top: int = 3) -> list[str]:
     """Lines naming, per layer and feature, the units most active on that feature."""
     from rnn_monitor import load_run
-    from rnn_monitor.stats.relevance import rank_units
+    from rnn_monitor.stats.relevance import feature_mask, rank_units
 
     run = load_run(log_dir)
     tokens = run.tokens
@@ -41,6 +41,10 @@ def report_units(log_dir: str, top: int = 3) -> list[str]:
             continue
         acts = run.activations(layer, "h")
         for name, pattern in FEATURES.items():
+            mask = feature_mask(tokens[: acts.shape[0]], pattern)
+            if not mask.any() or mask.all():
+                lines.append(f"  {layer:8s} {name:24s} (not in the probe text)")
+                continue
             ranked = rank_units(acts, tokens[: acts.shape[0]], pattern, top=top)
             shown = ", ".join(f"#{u} ({score:+.2f})" for u, score in ranked)
             lines.append(f"  {layer:8s} {name:24s} {shown}")
