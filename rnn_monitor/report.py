@@ -10,8 +10,6 @@ import math
 import textwrap
 from typing import Any, Optional, Sequence
 
-import numpy as np
-
 from rnn_monitor import metadata
 
 WIDTH = 80

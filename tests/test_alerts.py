@@ -4,7 +4,6 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
 from rnn_monitor import metadata
 from rnn_monitor.alerts import KINDS, AlertEngine, AlertRules, check_record, format_markdown
