@@ -50,11 +50,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Per run and layer: latest unit ratios, gradient-horizon trend, per-gate "
         "weight-norm trend over epochs, and the alerts.",
     )
-    sub.add_parser(
+    check = sub.add_parser(
         "check", parents=[common],
         help="print the alerts; exit 1 if any was raised (0 if none, 2 if no data)",
         description="Print the alerts of every run; exit status 1 when any alert was raised, "
         "0 when none, 2 when LOGDIR holds no rnn-monitor data.",
+    )
+    check.add_argument(
+        "--ignore", metavar="KINDS", default="",
+        help="comma-separated alert kinds that do not fail the check (e.g. saturated,dead)",
     )
     return parser
 
@@ -154,6 +158,16 @@ def _run(args: argparse.Namespace) -> int:
             print(report.format_report(summaries, style))
         return EXIT_OK
     # check
+    ignore = {k.strip() for k in args.ignore.split(",") if k.strip()}
+    from rnn_monitor.alerts import KINDS  # pure Python: no TensorFlow
+
+    known = set(KINDS)
+    if ignore - known:
+        raise CLIError(f"--ignore: unknown alert kind(s) {sorted(ignore - known)}; known: {sorted(known)}")
+    if ignore:
+        for s in summaries:
+            s["alerts"] = [a for a in s["alerts"] if a.get("kind") not in ignore]
+        n_alerts = sum(len(s["alerts"]) for s in summaries)
     status = EXIT_ALERTS if n_alerts else EXIT_OK
     if args.json:
         payload = {

@@ -190,3 +190,10 @@ def test_long_runs_still_fit_80_columns():
     assert len(line) <= 80 and "…" in line and line.endswith("(+49900.0%)")
     assert report.sparkline([0, 50, 100], lo=0, hi=100) == "▁▅█"
     assert report.sparkline([None, 1.0]) == " ▅"
+
+
+def test_check_ignore(runs, capsys):
+    code, out, _ = run_main(capsys, "check", "--ignore", "vanishing", str(runs))
+    assert code == 0 and "OK: no alerts" in out
+    code, _, err = run_main(capsys, "check", "--ignore", "typo", str(runs))
+    assert code == 2 and "unknown alert kind" in err
