@@ -13,6 +13,7 @@ import base64
 import json
 import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -27,6 +28,9 @@ SCALARS_PLUGIN = "scalars"
 # Ask the provider for everything it holds; what it holds is set by --samples_per_plugin.
 _DOWNSAMPLE_ALL = 1_000_000
 _MAX_PARAM_LEN = 512
+# Listings (which series exist, the run's scalars) are reused this long; TensorBoard itself
+# reloads the logs every 5 s by default.
+RECENT_SECONDS = 2.0
 
 
 class RequestError(Exception):
@@ -147,10 +151,13 @@ class Source:
     # ---------------------------------------------------------------- listing
     def index(self) -> dict[str, RunIndex]:
         if self._index is None:
-            listing = self.provider.list_tensors(
-                self.ctx, experiment_id=self.eid, plugin_name=metadata.PLUGIN_NAME
-            )
-            self._index = {run: _index_run(run, tags) for run, tags in (listing or {}).items()}
+            def fetch():
+                listing = self.provider.list_tensors(
+                    self.ctx, experiment_id=self.eid, plugin_name=metadata.PLUGIN_NAME
+                )
+                return {run: _index_run(run, tags) for run, tags in (listing or {}).items()}
+
+            self._index = self.cache.recent(("index", self.eid), fetch)
         return self._index
 
     def run(self, name: Optional[str]) -> RunIndex:
@@ -201,45 +208,37 @@ class Source:
             return None
         return parsed if isinstance(parsed, dict) else None
 
-    def scalars(self, run: str, tags: Optional[list[str]] = None) -> dict[str, tuple[list[int], list[float]]]:
-        """{tag: (steps, values)} of standard scalars of `run` (all tags, or `tags`)."""
-        result = self.provider.read_scalars(
-            self.ctx,
-            experiment_id=self.eid,
-            plugin_name=SCALARS_PLUGIN,
-            downsample=_DOWNSAMPLE_ALL,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-        )
-        out = {}
-        for tag, points in (result or {}).get(run, {}).items():
-            by_step = {int(p.step): float(p.value) for p in points}
-            steps = sorted(by_step)
-            out[tag] = (steps, [by_step[s] for s in steps])
-        return out
+    def scalars(self, run: str) -> dict[str, tuple[list[int], list[float]]]:
+        """{tag: (steps, values)} of every standard scalar of `run` (one provider call)."""
 
-    def scalar_tags(self, run: str) -> list[str]:
-        listing = self.provider.list_scalars(
-            self.ctx,
-            experiment_id=self.eid,
-            plugin_name=SCALARS_PLUGIN,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
-        )
-        return sorted((listing or {}).get(run, {}).keys())
+        def fetch():
+            result = self.provider.read_scalars(
+                self.ctx,
+                experiment_id=self.eid,
+                plugin_name=SCALARS_PLUGIN,
+                downsample=_DOWNSAMPLE_ALL,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
+            )
+            out = {}
+            for tag, points in (result or {}).get(run, {}).items():
+                by_step = {int(p.step): float(p.value) for p in points}
+                steps = sorted(by_step)
+                out[tag] = (steps, [by_step[s] for s in steps])
+            return out
+
+        return self.cache.recent(("scalars", self.eid, run), fetch)
 
     def logged_epochs(self, run: RunIndex, layers: list[str]) -> list[int]:
-        """Epochs at which the callback logged: steps of one per-layer scalar series.
+        """Epochs at which the callback logged: the steps of the layers' scalar series.
 
         Scalars are kept far more generously than tensors (1000 per series by default), so
         they tell which epochs a sampled tensor series is missing.
         """
-        tags = self.scalar_tags(run.run)
-        for layer in layers:
-            mine = [t for t in tags if metadata.split_scalar_tag(t, layers) == (layer, t[len(layer) + 1:])]
-            if mine:
-                preferred = [t for t in mine if t.endswith("/l2")] or mine
-                steps, _ = self.scalars(run.run, [preferred[0]]).get(preferred[0], ([], []))
-                return steps
-        return []
+        steps: set[int] = set()
+        for tag, (tag_steps, _) in self.scalars(run.run).items():
+            if metadata.split_scalar_tag(tag, layers):
+                steps.update(tag_steps)
+        return sorted(steps)
 
     def sampling(self, run: RunIndex, steps: list[int], layers: list[str]) -> Optional[dict]:
         """How many epochs TensorBoard dropped from a tensor series, or None when none were."""
@@ -305,6 +304,27 @@ class SeriesCache:
         self._items: "OrderedDict[tuple, tuple[Any, Any, int]]" = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._recent: dict[tuple, tuple[float, Any]] = {}
+
+    def recent(self, key: tuple, fetch: Any, ttl: float = RECENT_SECONDS) -> Any:
+        """`fetch()`'s value, reused for `ttl` seconds: one page load asks for the same listing
+        several times, and each provider call costs a round trip to the data server."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._recent.get(key)
+            if hit is not None and now - hit[0] < ttl:
+                return hit[1]
+        value = fetch()
+        with self._lock:
+            self._recent[key] = (now, value)
+            if len(self._recent) > 64:
+                oldest = min(self._recent, key=lambda k: self._recent[k][0])
+                del self._recent[oldest]
+        return value
+
+    def clear_recent(self) -> None:
+        with self._lock:
+            self._recent.clear()
 
     def get(self, key: tuple, version: Any) -> Any:
         with self._lock:
@@ -584,12 +604,12 @@ def health_response(src: Source, run_name: str, layer_name: str) -> dict:
     layer_names = [n for n in layer_names if isinstance(n, str)] + list(run.layers)
     if layer_name not in layer_names:
         raise NotFound("unknown layer for this run (see ./runs)")
+    values = src.scalars(run_name)
     mine = []
-    for tag in src.scalar_tags(run_name):
+    for tag in sorted(values):
         split = metadata.split_scalar_tag(tag, layer_names)
         if split and split[0] == layer_name:
             mine.append((tag, split[1]))
-    values = src.scalars(run_name, [t for t, _ in mine]) if mine else {}
     series = {}
     for tag, name in mine:
         steps, vals = values.get(tag, ([], []))
