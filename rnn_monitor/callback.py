@@ -87,7 +87,7 @@ class RNNMonitor(keras.callbacks.Callback):
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
         self.on_alert = on_alert
-        self.stop_on = tuple(stop_on)
+        self.stop_on = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on)
         self.raise_errors = raise_errors
 
         self.infos: list[RNNLayerInfo] = []
