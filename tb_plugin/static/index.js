@@ -331,7 +331,7 @@ function drawLines(canvas, opts) {
   } else if (!logY) {
     const pad = (y1 - y0) * 0.06;
     if (yMin === undefined || y0 < yMin) y0 -= pad;
-    y1 += pad;
+    if (yMax === undefined || y1 > yMax) y1 += pad;
   }
   const X = (x) => m.left + ((x - x0) / (x1 - x0)) * pw;
   const Y = (v) => m.top + (1 - (ty(v) - y0) / (y1 - y0)) * ph;
@@ -683,6 +683,7 @@ async function renderGradients(view, layer, stale) {
     yTick: (r) => String(grads.epochs[r]),
     barLabel: "g[t] (log)",
   });
+  canvas.dataset.paintedAt = String(Math.round(performance.now()));
   attachHover(canvas, geom, E, T, (r, c) => `epoch ${grads.epochs[r]}, t = ${c}: g = ${fmt(grads.matrix[c][r])}`, readout);
 
   // 2. per-unit heatmap with an epoch slider
@@ -736,6 +737,7 @@ async function renderGradients(view, layer, stale) {
         barLabel: "G[t,u] (log)",
       });
       uCanvas.dataset.epoch = String(epoch);
+      uCanvas.dataset.paintedAt = String(Math.round(performance.now()));
       attachHover(uCanvas, ug, U, Tn, (r, c) => `epoch ${epoch}, t = ${c}, unit ${r}: G = ${fmt(body.values[c][r])}`, uReadout);
       drawFlowCurves();
     };
@@ -1096,10 +1098,19 @@ async function renderHealth(view, layer, stale) {
     return;
   }
   if (stale()) return;
-  const full = panelWidth(view) - 32;
+  const full = panelWidth(view) - 44;
   const cols = Math.max(1, Math.floor(full / 280));
   const w = Math.floor((full - (cols - 1) * 12) / cols);
   const h = 150;
+  let e0 = Infinity;
+  let e1 = -Infinity;
+  for (const s of Object.values(health.series)) {
+    if (s.epochs.length) {
+      e0 = Math.min(e0, s.epochs[0]);
+      e1 = Math.max(e1, s.epochs[s.epochs.length - 1]);
+    }
+  }
+  const xr = Number.isFinite(e0) ? { xMin: e0, xMax: Math.max(e1, e0 + 1) } : {};
   const grid = el("div", { class: "grid", id: "health-grid" });
   healthCard.append(grid);
   if (!health.health.length) healthCard.append(noProbe("unit health measurements"));
@@ -1113,6 +1124,7 @@ async function renderHealth(view, layer, stale) {
       width: w,
       height: h,
       title: HEALTH_TITLES[name] || name,
+      ...xr,
       yMin: 0,
       yMax: ratio && !s.values.some((v) => v > 0) ? 1 : undefined,
     });
@@ -1132,7 +1144,7 @@ async function renderHealth(view, layer, stale) {
       if (!series.length) continue;
       const c = el("canvas", { class: "small", role: "img", "aria-label": `${role} ${stat} per gate over epochs` });
       ggrid.append(c);
-      drawLines(c, { series, width: w, height: h, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
+      drawLines(c, { series, width: w, height: h, ...xr, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
     }
     for (const g of gates) {
       const s = health.series[`${role}/${g}/nonfinite`];

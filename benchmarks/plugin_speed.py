@@ -1,0 +1,196 @@
+"""How fast the RNN Monitor dashboard answers on a large log (a measurement, not a test).
+
+Writes (or reuses) a synthetic log of 100 epochs x 4 layers x T=200 x 256 units laid out as
+`rnn_monitor.metadata` says (`make_synthetic_log.py`), starts a real `tensorboard` with
+``--samples_per_plugin rnn_monitor=0`` (every epoch kept: the worst case), and times:
+
+* each JSON route over HTTP, first ("cold": decoded from the data provider) and warm (median
+  of 5 repeats; the plugin caches decoded series until they change), for the Rust data server
+  (``--load_fast=true``) and the Python loader (``--load_fast=false``);
+* in headless Chromium, the first paint of the gradient view: milliseconds from the start of
+  the plugin iframe's navigation until the g[t] heatmap and the per-unit heatmap are drawn.
+
+    .venv/bin/python benchmarks/plugin_speed.py [--logdir DIR] [--loaders true,false] [--json OUT]
+
+Target: every route < 300 ms, first paint < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+HERE = pathlib.Path(__file__).resolve().parent
+TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _synthetic():
+    spec = importlib.util.spec_from_file_location("make_synthetic_log", HERE / "make_synthetic_log.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[float, int, bytes]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        body = resp.read()
+        code = resp.status
+    return (time.perf_counter() - start) * 1000.0, code, body
+
+
+def start_tensorboard(logdir: str, load_fast: str) -> tuple[subprocess.Popen, str, float]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [TENSORBOARD, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
+         f"--load_fast={load_fast}", "--samples_per_plugin", "rnn_monitor=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    start = time.time()
+    # Ready = the last layer's g[t] series holds every epoch.
+    while time.time() - start < 900:
+        try:
+            _, _, body = _get(url + "/data/plugin/rnn_monitor/runs")
+            runs = json.loads(body)["runs"]
+            if runs and runs[0]["layers"]:
+                q = urllib.parse.urlencode({"run": runs[0]["run"], "layer": runs[0]["layers"][-1]["name"]})
+                _, _, b = _get(f"{url}/data/plugin/rnn_monitor/flow?{q}")
+                if len(json.loads(b)["epochs"]) >= EXPECTED_EPOCHS:
+                    break
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(1.0)
+    else:
+        proc.terminate()
+        raise RuntimeError("tensorboard did not load the log in 15 minutes")
+    return proc, url, time.time() - start
+
+
+def time_routes(url: str, repeats: int = 5) -> dict:
+    _, _, body = _get(url + "/data/plugin/rnn_monitor/runs")
+    run = json.loads(body)["runs"][0]
+    layer = run["layers"][0]["name"]
+    last_layer = run["layers"][-1]["name"]
+    base = {"run": run["run"], "layer": layer}
+    routes = {
+        "runs": ("runs", {}),
+        "gradients": ("gradients", base),
+        "gradient_units (epoch 50)": ("gradient_units", dict(base, epoch=50)),
+        "gradient_units (output, last)": ("gradient_units", dict(base, kind="output_gradients")),
+        "flow": ("flow", base),
+        "activations (h, epoch 50)": ("activations", dict(base, state="h", epoch=50)),
+        "activations (h, other layer)": ("activations", {"run": run["run"], "layer": last_layer, "state": "h"}),
+        "health": ("health", base),
+        "alerts": ("alerts", {"run": run["run"]}),
+    }
+    out = {}
+    for name, (route, params) in routes.items():
+        full = f"{url}/data/plugin/rnn_monitor/{route}?{urllib.parse.urlencode(params)}"
+        cold, code, body = _get(full)
+        warm = [_get(full)[0] for _ in range(repeats)]
+        out[name] = {"status": code, "cold_ms": round(cold, 1), "warm_ms": round(statistics.median(warm), 1),
+                     "kB": round(len(body) / 1024, 1)}
+    return out
+
+
+def first_paint(url: str, repeats: int = 3) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"]
+    results = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        for _ in range(repeats):
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            t0 = time.perf_counter()
+            page.goto(url + "/#rnn_monitor")
+            frame = page.wait_for_selector("iframe[src*='plugin_entry.html']", timeout=60000).content_frame()
+            frame.wait_for_selector("#grad-heatmap[data-painted-at]", timeout=60000)
+            frame.wait_for_selector("#unit-heatmap[data-painted-at]", timeout=60000)
+            page_total = (time.perf_counter() - t0) * 1000
+            grad = float(frame.get_attribute("#grad-heatmap", "data-painted-at"))
+            unit = float(frame.get_attribute("#unit-heatmap", "data-painted-at"))
+            results.append({"heatmap_ms": grad, "unit_heatmap_ms": unit, "page_incl_tensorboard_ms": round(page_total)})
+            page.close()
+        browser.close()
+    return {
+        "runs": results,
+        "median_heatmap_ms": statistics.median(r["heatmap_ms"] for r in results),
+        "median_unit_heatmap_ms": statistics.median(r["unit_heatmap_ms"] for r in results),
+        "median_page_incl_tensorboard_ms": statistics.median(r["page_incl_tensorboard_ms"] for r in results),
+    }
+
+
+EXPECTED_EPOCHS = 100
+
+
+def main(argv=None) -> int:
+    global EXPECTED_EPOCHS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logdir", help="reuse this log (default: generate one in a temp dir)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--timesteps", type=int, default=200)
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--loaders", default="true,false", help="--load_fast values to measure")
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    EXPECTED_EPOCHS = args.epochs
+
+    logdir = args.logdir
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                     "log": f"{args.epochs} epochs x {args.layers} layers x T={args.timesteps} x {args.units} units"}
+    if not logdir or not os.path.isdir(os.path.join(logdir, "rnn_monitor")):
+        logdir = logdir or tempfile.mkdtemp(prefix="rnn_monitor_bench_")
+        t = time.time()
+        _synthetic().write_log(logdir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
+                               units=args.units, text_samples=4, states=["h"])
+        results["write_s"] = round(time.time() - t, 1)
+    run_dir = os.path.join(logdir, "rnn_monitor")
+    results["log_MB"] = round(sum(os.path.getsize(os.path.join(run_dir, f)) for f in os.listdir(run_dir)) / 2**20, 1)
+    print(json.dumps({k: v for k, v in results.items()}), flush=True)
+
+    for load_fast in [v for v in args.loaders.split(",") if v]:
+        proc, url, load_s = start_tensorboard(logdir, load_fast)
+        try:
+            entry = {"tensorboard_load_s": round(load_s, 1), "routes": time_routes(url)}
+            if not args.no_browser and os.path.exists(CHROMIUM):
+                entry["first_paint"] = first_paint(url)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        results[f"load_fast={load_fast}"] = entry
+        print(json.dumps({f"load_fast={load_fast}": entry}, indent=1), flush=True)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
