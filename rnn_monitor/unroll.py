@@ -11,13 +11,21 @@ over the time steps that calls ``layer.cell(x_t, states, training=False)`` and
   backprop through time, which also exists for ``return_sequences=False``);
 * adds a second zero tensor ``delta_t`` to the output at t only, so ``dL/d delta_t`` is the
   direct path dL/d(out_t);
-* reconstructs the gate activations (LSTM i, f, g = c~, o; GRU z, r, hh = h~) from the cell's
-  weights, x_t and h_{t-1}, and checks them against the cell's own new state (largest absolute
-  difference, ``recon_error``; the caller drops a layer's gates when it is above 1e-5);
-* reduces early: per-unit accumulators over the valid (b, t) positions (sum and sum of squares
-  of h in float64, max |state|, saturation counts, non-finite counts) and the first
-  ``text_samples`` sequences of every state are all that is kept per step besides what the
-  backward pass itself needs.
+* keeps the cell's own new h (and c) of every step. Nothing else happens inside the loop, so
+  the differentiated loop costs what keras's own loop costs.
+
+After the loop, without gradients and vectorized over time (in chunks of at most
+`CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
+activations (LSTM i, f, g = c~, o; GRU z, r, hh = h~) from the cell's weights, x_t and h_{t-1},
+checks them against the cell's own h (and c) on the first `CHECK_ROWS` sequences (largest
+absolute difference, ``recon``; the caller drops a layer's gates when it is above 1e-5), and
+reduces early: per-unit accumulators over the valid (b, t) positions (sum and sum of squares of
+h in float64, max |state|, saturation counts, non-finite counts) and the first
+``text_samples`` sequences of every state are all that leaves the function.
+
+The temporal flow needs one extra backward per layer: from ``<v, h_last>`` with
+``v = stop_gradient(dL/dh_last)`` to that layer's eps tensor (`tape.gradient` with
+``output_gradients``), which gives every k at once.
 
 Masked steps behave as in keras (the state is carried over, the output is the previous output,
 or zeros when ``zero_output_for_mask``); they are excluded from every accumulator and sum.
@@ -143,6 +151,10 @@ class ProbeSettings:
         self.text_samples = max(0, int(text_samples))
 
 
+CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell
+CHUNK_ELEMENTS = 4_000_000  # float32 elements per gate block in one vectorized stats chunk
+
+
 def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettings):
     info = trace.info
     layer = info.layer
@@ -150,8 +162,8 @@ def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettin
     kind = info.kind
     call_kwargs = {"training": False} if getattr(cell, "_call_has_training_arg", False) else {}
     act = getattr(cell, "activation", None)
-    h_bounded = act is not None and is_bounded(act)
-    tanh_output = act is not None and activation_name(act) == "tanh"
+    trace.h_bounded = act is not None and is_bounded(act)
+    trace.tanh_output = act is not None and activation_name(act) == "tanh"
 
     def inner_loop(sequences, initial_state, mask, training=False):
         trace.called += 1
@@ -165,13 +177,14 @@ def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettin
         xs = tf.transpose(seq, perm)  # [T, B, ...]
         n_steps = tf.shape(xs)[0]
         batch = tf.shape(xs)[1]
-        if mask is None:
-            valid = tf.ones(tf.stack([n_steps, batch]), dtype=tf.bool)
-        else:
+        masked = mask is not None
+        if masked:
             m = tf.cast(mask, tf.bool)
             if len(m.shape) == 3:
                 m = m[:, :, 0]
             valid = tf.transpose(m, [1, 0])
+        else:
+            valid = tf.ones(tf.stack([n_steps, batch]), dtype=tf.bool)
         if layer.go_backwards:
             xs = tf.reverse(xs, [0])
             valid = tf.reverse(valid, [0])
@@ -182,124 +195,46 @@ def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettin
         delta = tf.zeros(tf.stack([n_steps, batch, units]), dtype=dtype)
         tape.watch(eps)
         tape.watch(delta)
-        n_samples = settings.text_samples
 
         x_ta = tf.TensorArray(xs.dtype, size=n_steps).unstack(xs)
         eps_ta = tf.TensorArray(dtype, size=n_steps).unstack(eps)
         delta_ta = tf.TensorArray(dtype, size=n_steps).unstack(delta)
-        valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid)
-
-        names = STATE_NAMES[kind]
-        gate_names = GATE_STATES[kind]
-        sigmoid_gates = SIGMOID_GATES.get(kind, ())
-        zeros_u = tf.zeros([units], tf.float32)
-        acc0 = {
-            "n_valid": tf.constant(0.0, tf.float64),
-            "h_sum": tf.zeros([units], tf.float64),
-            "h_sumsq": tf.zeros([units], tf.float64),
-            "h_max_abs": zeros_u,
-            "h_sat": zeros_u,  # positions where the tanh output |.| > sat_tanh
-            "recon": tf.constant(0.0, tf.float32),
-        }
-        for name in names:
-            acc0[f"{name}_nonfinite"] = zeros_u
-        if kind == "lstm":
-            acc0["c_max_abs"] = zeros_u
-        for gate in sigmoid_gates:
-            acc0[f"{gate}_low"] = zeros_u
-            acc0[f"{gate}_high"] = zeros_u
-        sample_tas = {
-            name: tf.TensorArray(tf.float32, size=n_steps, element_shape=tf.TensorShape([None, units]))
-            for name in (names if n_samples else ())
-        }
+        valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
+        n_keep = 2 if kind == "lstm" else 1
+        keep_tas = [
+            tf.TensorArray(dtype, size=n_steps, element_shape=tf.TensorShape([None, units]))
+            for _ in range(n_keep)
+        ]  # the cell's own new h (and c) at every step
         out_ta = tf.TensorArray(dtype, size=n_steps if layer.return_sequences else 1,
                                 element_shape=tf.TensorShape([None, units]))
         zero_output = bool(getattr(layer, "zero_output_for_mask", False))
+        direct = trace.direct_state
 
-        def body(t, states, prev_out, acc, tas, out_ta):
+        def body(t, states, prev_out, keep_tas, out_ta):
             x_t = x_ta.read(t)
-            m_t = valid_ta.read(t)
-            mcol = m_t[:, None]
             out, new_states = cell(x_t, list(states), **call_kwargs)
             new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
-            raw = list(new_states)
+            keep_tas = [ta.write(t, v) for ta, v in zip(keep_tas, [out if not direct else new_states[0]] + new_states[1:n_keep])]
             e_t = eps_ta.read(t)
             d_t = delta_ta.read(t)
-            if trace.direct_state:
-                h_new = raw[0] + e_t
+            if direct:
+                h_new = new_states[0] + e_t
                 new_states[0] = h_new
                 out_t = h_new + d_t
             else:
                 out_t = out + e_t + d_t
-            new_states = [tf.where(mcol, n, s) for n, s in zip(new_states, states)]
-            if zero_output:
-                out_t = tf.where(mcol, out_t, tf.zeros_like(out_t))
-            else:
-                out_t = tf.where(mcol, out_t, prev_out)
-
-            # Observations at this step: the cell's own values (before masking), counted
-            # only where the step is valid.
-            h_obs = raw[0] if trace.direct_state else out
-            obs = {"h": h_obs}
-            recon = tf.constant(0.0, tf.float32)
-            if kind == "lstm":
-                gates, h_rec, c_rec = _gates_lstm(cell, x_t, states[0], states[1])
-                obs["c"] = raw[1]
-                obs.update(gates)
-                recon = tf.maximum(_max_abs_diff(h_rec, raw[0]), _max_abs_diff(c_rec, raw[1]))
-            elif kind == "gru":
-                gates, h_rec = _gates_gru(cell, x_t, states[0])
-                obs.update(gates)
-                recon = _max_abs_diff(h_rec, raw[0])
-            obs = {k: tf.cast(v, tf.float32) for k, v in obs.items()}
-            validf = tf.cast(mcol, tf.float32)
-            acc = dict(acc)
-            acc["n_valid"] += tf.reduce_sum(tf.cast(m_t, tf.float64))
-            acc["recon"] = tf.maximum(acc["recon"], recon)
-            finite = {}
-            for name in names:
-                fin = tf.math.is_finite(obs[name])
-                finite[name] = tf.logical_and(fin, mcol)
-                acc[f"{name}_nonfinite"] += tf.reduce_sum(
-                    tf.cast(tf.logical_and(tf.logical_not(fin), mcol), tf.float32), axis=0
-                )
-            h_ok = finite["h"]
-            h_val = tf.where(h_ok, obs["h"], tf.zeros_like(obs["h"]))
-            h64 = tf.cast(h_val, tf.float64)
-            acc["h_sum"] += tf.reduce_sum(h64, axis=0)
-            acc["h_sumsq"] += tf.reduce_sum(h64 * h64, axis=0)
-            acc["h_max_abs"] = tf.maximum(acc["h_max_abs"], tf.reduce_max(tf.abs(h_val), axis=0))
-            if kind == "lstm":
-                c_val = tf.where(finite["c"], obs["c"], tf.zeros_like(obs["c"]))
-                acc["c_max_abs"] = tf.maximum(acc["c_max_abs"], tf.reduce_max(tf.abs(c_val), axis=0))
-                tanh_out = tf.abs(cell.activation(c_val)) if tanh_output else None
-                sat_ok = finite["c"]
-            else:
-                tanh_out = tf.abs(h_val) if tanh_output else None
-                sat_ok = h_ok
-            if tanh_out is not None:
-                acc["h_sat"] += tf.reduce_sum(
-                    tf.cast(tf.logical_and(sat_ok, tanh_out > settings.sat_tanh), tf.float32), axis=0
-                )
-            for gate in sigmoid_gates:
-                g = obs[gate]
-                ok = finite[gate]
-                acc[f"{gate}_low"] += tf.reduce_sum(
-                    tf.cast(tf.logical_and(ok, g < settings.low), tf.float32), axis=0
-                )
-                acc[f"{gate}_high"] += tf.reduce_sum(
-                    tf.cast(tf.logical_and(ok, g > settings.high), tf.float32), axis=0
-                )
-            tas = {name: ta.write(t, obs[name][:n_samples]) for name, ta in tas.items()}
+            if masked:
+                mcol = valid_ta.read(t)[:, None]
+                new_states = [tf.where(mcol, n, s) for n, s in zip(new_states, states)]
+                out_t = tf.where(mcol, out_t, tf.zeros_like(out_t) if zero_output else prev_out)
             if layer.return_sequences:
                 out_ta = out_ta.write(t, out_t)
-            return t + 1, new_states, out_t, acc, tas, out_ta
+            return t + 1, new_states, out_t, keep_tas, out_ta
 
-        prev0 = tf.zeros_like(h0)
-        _, states, last_output, acc, tas, out_ta = tf.while_loop(
+        _, states, last_output, keep_tas, out_ta = tf.while_loop(
             lambda t, *_: t < n_steps,
             body,
-            (tf.constant(0), states0, prev0, acc0, sample_tas, out_ta),
+            (tf.constant(0), states0, tf.zeros_like(h0), keep_tas, out_ta),
             maximum_iterations=n_steps,
         )
         if not layer.return_sequences:
@@ -307,13 +242,175 @@ def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettin
         outputs = tf.transpose(out_ta.stack(), [1, 0, 2])
         trace.eps, trace.delta, trace.valid = eps, delta, valid
         trace.final_h = states[0]
-        trace.acc = acc
-        trace.samples = {name: tf.transpose(ta.stack(), [1, 0, 2]) for name, ta in tas.items()}
-        trace.h_bounded = h_bounded
-        trace.tanh_output = tanh_output
+        kept = [tf.stop_gradient(ta.stack()) for ta in keep_tas]  # [T, B, U]
+        trace.acc, trace.samples = _statistics(
+            trace, cell, kind, tf.stop_gradient(xs), [tf.stop_gradient(s) for s in states0], kept, valid,
+            settings, masked,
+        )
         return last_output, outputs, list(states)
 
     return inner_loop
+
+
+def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
+    """Per-unit accumulators and text samples, vectorized over time in chunks (no gradients).
+
+    `kept` holds the cell's own new h (and c) per step, time-major. The state a step started
+    from is the carried one: the previous step's value where that step was valid, else the
+    state before it (keras keeps the state through masked steps).
+    """
+    h_raw = kept[0]
+    units = int(h_raw.shape[-1])
+    # Carried states (what the next step starts from), then shifted by one step.
+    def carried(raw, init):
+        if not masked:
+            return raw
+
+        def step(prev, elems):
+            value, m = elems
+            return tf.where(m[:, None], value, prev)
+
+        return tf.scan(step, (raw, valid), initializer=init)
+
+    if kind in ("lstm", "gru"):
+        h_car = carried(h_raw, states0[0])
+        h_prev = tf.concat([states0[0][None], h_car[:-1]], axis=0)
+    if kind == "lstm":
+        c_car = carried(kept[1], states0[1])
+        c_prev = tf.concat([states0[1][None], c_car[:-1]], axis=0)
+
+    names = STATE_NAMES[kind]
+    sigmoid_gates = SIGMOID_GATES.get(kind, ())
+    n_samples = settings.text_samples
+    static_t = h_raw.shape[0]
+    batch_static = h_raw.shape[1]
+    width = units * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
+    if static_t is None or batch_static is None:
+        chunk = static_t or 1
+        bounds = [(0, None)]
+    else:
+        chunk = max(1, CHUNK_ELEMENTS // max(1, batch_static * width))
+        bounds = [(i, min(static_t, i + chunk)) for i in range(0, static_t, chunk)]
+
+    acc = {"n_valid": tf.reduce_sum(tf.cast(valid, tf.float64)), "recon": tf.constant(0.0, tf.float32)}
+    # The rebuilt gates are checked against the cell's own h (and c) on the first rows of the
+    # batch: the check is about the formulas matching the cell, which does not depend on b.
+    check_rows = max(CHECK_ROWS, n_samples)
+    samples: dict = {name: [] for name in names} if n_samples else {}
+    # Cheap path: values are not filtered for finiteness. A NaN / Inf only poisons its own unit's
+    # sums (std NaN -> not dead; it is counted as non-finite -> exploding); counts of non-finite
+    # values are computed only when there are any.
+    for lo, hi in bounds:
+        sl = slice(lo, hi)
+        vm = valid[sl][:, :, None]  # [t, B, 1]
+        obs = {"h": tf.cast(h_raw[sl], tf.float32)}
+        tanh_c = None
+        if kind == "lstm":
+            x2 = xs[sl]
+            z = tf.einsum("tbd,du->tbu", x2, tf.convert_to_tensor(cell.kernel)) + tf.einsum(
+                "tbd,du->tbu", h_prev[sl], tf.convert_to_tensor(cell.recurrent_kernel)
+            )
+            if cell.use_bias:
+                z = z + cell.bias
+            z0, z1, z2, z3 = tf.split(z, 4, axis=-1)
+            gates = {
+                "i": cell.recurrent_activation(z0),
+                "f": cell.recurrent_activation(z1),
+                "g": cell.activation(z2),
+                "o": cell.recurrent_activation(z3),
+            }
+            c_raw = kept[1][sl]
+            c_rec = gates["f"] * c_prev[sl] + gates["i"] * gates["g"]
+            tanh_c = cell.activation(c_rec)
+            h_rec = gates["o"] * tanh_c
+            obs["c"] = tf.cast(c_raw, tf.float32)
+            r = check_rows
+            recon = tf.maximum(
+                _masked_max_diff(h_rec[:, :r], h_raw[sl][:, :r], vm[:, :r]),
+                _masked_max_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
+            )
+            obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
+        elif kind == "gru":
+            gates, h_rec = _gates_gru_seq(cell, xs[sl], h_prev[sl])
+            recon = _masked_max_diff(h_rec[:, :check_rows], h_raw[sl][:, :check_rows], vm[:, :check_rows])
+            obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
+        else:
+            recon = tf.constant(0.0, tf.float32)
+        acc["recon"] = tf.maximum(acc["recon"], recon)
+        for name in names:
+            _add(acc, f"{name}_nonfinite", _nonfinite_counts(obs[name], vm))
+        h = tf.where(vm, obs["h"], tf.zeros_like(obs["h"])) if masked else obs["h"]
+        h64 = tf.cast(h, tf.float64)
+        _add(acc, "h_sum", tf.reduce_sum(h64, axis=[0, 1]))
+        _add(acc, "h_sumsq", tf.reduce_sum(h64 * h64, axis=[0, 1]))
+        _max(acc, "h_max_abs", tf.reduce_max(tf.abs(h), axis=[0, 1]))
+        if kind == "lstm":
+            c = tf.where(vm, obs["c"], tf.zeros_like(obs["c"])) if masked else obs["c"]
+            _max(acc, "c_max_abs", tf.reduce_max(tf.abs(c), axis=[0, 1]))
+            tanh_out = tf.abs(tf.cast(tanh_c, tf.float32)) if trace.tanh_output else None
+        else:
+            tanh_out = tf.abs(h) if trace.tanh_output else None
+        if tanh_out is not None:
+            _add(acc, "h_sat", _count(tanh_out > settings.sat_tanh, vm, masked))
+        else:
+            _add(acc, "h_sat", tf.zeros([units], tf.float32))
+        for gate in sigmoid_gates:
+            g = obs[gate]
+            _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
+            _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
+        for name in samples:
+            samples[name].append(obs[name][:, :n_samples])
+    if kind == "lstm" and "c_max_abs" not in acc:
+        acc["c_max_abs"] = tf.zeros([units], tf.float32)
+    samples = {
+        name: tf.transpose(tf.concat(parts, axis=0), [1, 0, 2]) for name, parts in samples.items()
+    }  # [S, T, U]
+    return acc, samples
+
+
+def _count(flags, vm, masked):
+    if masked:
+        flags = tf.logical_and(flags, vm)
+    return tf.reduce_sum(tf.cast(flags, tf.float32), axis=[0, 1])
+
+
+def _nonfinite_counts(values, vm):
+    """Per-unit count of NaN / Inf at valid positions; the full count only runs when needed."""
+    units = tf.shape(values)[-1]
+
+    def counts():
+        bad = tf.logical_and(tf.logical_not(tf.math.is_finite(values)), vm)
+        return tf.reduce_sum(tf.cast(bad, tf.float32), axis=[0, 1])
+
+    return tf.cond(
+        tf.math.is_finite(tf.reduce_sum(values)), lambda: tf.zeros(tf.reshape(units, [1]), tf.float32), counts
+    )
+
+
+def _add(acc, key, value):
+    acc[key] = acc[key] + value if key in acc else value
+
+
+def _max(acc, key, value):
+    acc[key] = tf.maximum(acc[key], value) if key in acc else value
+
+
+def _masked_max_diff(a, b, vm):
+    d = tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32))
+    d = tf.where(tf.logical_and(vm, tf.math.is_finite(d)), d, tf.zeros_like(d))
+    return tf.reduce_max(d)
+
+
+def _gates_gru_seq(cell, x, h_prev):
+    """GRU gates for a whole [t, B, .] block (same math as `_gates_gru`)."""
+    shape = tf.shape(x)
+    t, b = shape[0], shape[1]
+    x2 = tf.reshape(x, tf.stack([t * b, tf.shape(x)[-1]]))
+    h2 = tf.reshape(h_prev, tf.stack([t * b, tf.shape(h_prev)[-1]]))
+    gates, h = _gates_gru(cell, x2, h2)
+    units = int(h_prev.shape[-1])
+    back = lambda v: tf.reshape(v, tf.stack([t, b, units]))  # noqa: E731
+    return {k: back(v) for k, v in gates.items()}, back(h)
 
 
 @contextlib.contextmanager

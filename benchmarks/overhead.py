@@ -1,0 +1,253 @@
+"""What RNNMonitor costs during `fit`, against plain training and Keras's own TensorBoard callback.
+
+Reference model: Embedding(V, 32) -> LSTM 128 (return_sequences) -> LSTM 128 -> Dense(V), trained
+to predict the next character of 100-character windows of the Python standard library's own
+source (read at run time from ``os.path.dirname(os.__file__)``; nothing is downloaded), batch 64,
+200 steps per epoch. Three set-ups run one epoch at a time, alternating, in one process, on one
+model per set-up:
+
+* ``plain``        no callback;
+* ``rnn_monitor``  ``RNNMonitor(log_dir, probe_data=(x[:64], y[:64]))`` with its defaults;
+* ``tensorboard``  ``keras.callbacks.TensorBoard(log_dir, histogram_freq=1)``.
+
+The first epoch of every set-up (tracing) is dropped. Reported: median epoch time, the ratio to
+``plain``, the median training-step time, RNNMonitor's epoch-end seconds (all of it: weights,
+probe, alerts, writing) and the bytes it wrote per epoch.
+
+``--scale`` instead measures the probe alone at scale (default T=1000, 3 stacked LSTM 512,
+probe batch 64): wall time and the peak resident memory it adds on top of a training step.
+
+    python benchmarks/overhead.py            # full: 200 steps per epoch, 5 timed rounds
+    python benchmarks/overhead.py --quick    # 40 steps per epoch, 2 timed rounds
+    python benchmarks/overhead.py --scale    # probe at T=1000, 3 x LSTM 512, batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+SEQ = 100
+BATCH = 64
+
+
+def stdlib_text(max_chars: int) -> str:
+    """Source of the standard library's top-level modules, sorted, up to `max_chars`."""
+    parts, total = [], 0
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.__file__), "*.py"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (UnicodeDecodeError, OSError):
+            continue
+        parts.append(text)
+        total += len(text)
+        if total >= max_chars:
+            break
+    return "".join(parts)[:max_chars]
+
+
+def dataset(n_sequences: int, seed: int = 0):
+    text = stdlib_text(n_sequences * 2 + SEQ + 1 + 200_000)
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = np.array([index[c] for c in text], dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(ids) - SEQ - 1, size=n_sequences)
+    x = np.stack([ids[s : s + SEQ] for s in starts])
+    y = ids[starts + SEQ]
+    return x, y, chars
+
+
+def reference_model(vocab: int, units: int = 128, layers: int = 2, seq: int = SEQ):
+    import keras
+
+    stack = [keras.Input((seq,), dtype="int32"), keras.layers.Embedding(vocab, 32)]
+    for i in range(layers):
+        stack.append(keras.layers.LSTM(units, return_sequences=i < layers - 1, name=f"lstm_{i + 1}"))
+    stack.append(keras.layers.Dense(vocab))
+    model = keras.Sequential(stack)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _step_timer():
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+            self._t = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self._t)
+
+    return StepTimer()
+
+
+def overhead(steps: int, rounds: int, log_root: str) -> dict:
+    import keras
+
+    from rnn_monitor import RNNMonitor
+
+    class TimedMonitor(RNNMonitor):
+        epoch_end_seconds: list = []
+        epoch_bytes: list = []
+
+        def _log_epoch(self, epoch):
+            before = self.writer.bytes_this_step
+            began = time.perf_counter()
+            super()._log_epoch(epoch)
+            self.epoch_end_seconds.append(time.perf_counter() - began)
+            self.epoch_bytes.append(self.writer.bytes_this_step - before)
+
+    x, y, chars = dataset(steps * BATCH)
+    probe = (x[:BATCH], y[:BATCH])
+    setups = ["plain", "rnn_monitor", "tensorboard"]
+    models = {}
+    for name in setups:
+        keras.utils.set_random_seed(0)
+        models[name] = reference_model(len(chars))
+    monitor = TimedMonitor(os.path.join(log_root, "rnn_monitor_run"), probe_data=probe, vocabulary=chars)
+    board = keras.callbacks.TensorBoard(os.path.join(log_root, "tensorboard_run"), histogram_freq=1)
+    epoch_times: dict = {name: [] for name in setups}
+    step_times: list = []
+    for r in range(rounds + 1):
+        for name in setups:
+            timer = _step_timer()
+            callbacks = [timer] + ({"rnn_monitor": [monitor], "tensorboard": [board]}.get(name, []))
+            began = time.perf_counter()
+            models[name].fit(
+                x, y, batch_size=BATCH, epochs=r + 1, initial_epoch=r, verbose=0, callbacks=callbacks, shuffle=False
+            )
+            elapsed = time.perf_counter() - began
+            if r > 0:
+                epoch_times[name].append(elapsed)
+                if name == "plain":
+                    step_times.extend(timer.times)
+            print(f"round {r} {name:12s} {elapsed:7.2f} s", flush=True)
+    median = {name: statistics.median(v) for name, v in epoch_times.items()}
+    timed_end = TimedMonitor.epoch_end_seconds[1:]  # drop the tracing epoch
+    return {
+        "steps_per_epoch": steps,
+        "timed_rounds": rounds,
+        "median_epoch_seconds": median,
+        "ratio_rnn_monitor": median["rnn_monitor"] / median["plain"],
+        "ratio_tensorboard": median["tensorboard"] / median["plain"],
+        "median_step_seconds": statistics.median(step_times),
+        "monitor_epoch_end_seconds_median": statistics.median(timed_end) if timed_end else None,
+        "monitor_epoch_end_seconds_first": TimedMonitor.epoch_end_seconds[0],
+        "monitor_bytes_per_epoch_max": max(TimedMonitor.epoch_bytes[1:] or TimedMonitor.epoch_bytes),
+        "monitor_bytes_per_epoch_first": TimedMonitor.epoch_bytes[0],
+        "probe_seconds_last": monitor._parts["probe"].last_seconds,
+    }
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from rnn_monitor.anatomy import find_rnn_layers
+    from rnn_monitor.config import Thresholds
+    from rnn_monitor.probe_monitor import ProbeMonitor
+    from rnn_monitor.record import EpochRecord
+    from rnn_monitor.writer import SummaryWriter
+
+    vocab = 96
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, vocab, size=(batch, timesteps)).astype("int32")
+    y = rng.integers(0, vocab, size=(batch,))
+    keras.utils.set_random_seed(0)
+    model = reference_model(vocab, units=units, layers=layers, seq=timesteps)
+    out = {"timesteps": timesteps, "units": units, "layers": layers, "batch": batch}
+    base = _peak_rss_mb()
+    began = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # traces and runs one training step
+    out["train_first_step_seconds"] = time.perf_counter() - began
+    began = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    out["train_step_seconds"] = time.perf_counter() - began
+    out["peak_rss_after_training_mb"] = _peak_rss_mb()
+    out["training_peak_over_start_mb"] = out["peak_rss_after_training_mb"] - base
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = SummaryWriter(tmp)
+        probe = ProbeMonitor(model, find_rnn_layers(model), (x, y), writer, Thresholds())
+        probe.start()
+        began = time.perf_counter()
+        probe.log_epoch(0, EpochRecord(0))
+        out["probe_first_seconds"] = time.perf_counter() - began
+        out["peak_rss_after_probe_mb"] = _peak_rss_mb()
+        out["probe_peak_over_training_peak_mb"] = out["peak_rss_after_probe_mb"] - out["peak_rss_after_training_mb"]
+        reset = _reset_peak()
+        steady = _peak_rss_mb()
+        began = time.perf_counter()
+        probe.log_epoch(1, EpochRecord(1))
+        out["probe_seconds"] = time.perf_counter() - began
+        out["probe_peak_rss_mb_second_run"] = _peak_rss_mb() if reset else None
+        out["rss_before_second_probe_mb"] = steady if reset else None
+        out["bytes_written_second_epoch"] = writer.bytes_this_step // 2
+        writer.close()
+    out["tensorflow"] = tf.__version__
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="40 steps per epoch, 2 timed rounds")
+    parser.add_argument("--steps", type=int, default=None, help="steps per epoch (default 200)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds after the tracing one (default 5)")
+    parser.add_argument("--scale", action="store_true", help="measure the probe alone at scale")
+    parser.add_argument("--timesteps", type=int, default=1000)
+    parser.add_argument("--units", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.scale:
+        result = scale(args.timesteps, args.units, args.layers, args.batch)
+    else:
+        steps = args.steps or (40 if args.quick else 200)
+        rounds = args.rounds or (2 if args.quick else 5)
+        with tempfile.TemporaryDirectory() as log_root:
+            result = overhead(steps, rounds, log_root)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
