@@ -73,6 +73,28 @@ def _char_features(chars: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _tensor(writer: SummaryWriter, kind: str, data: np.ndarray, step: int, layer=None, state=None,
+            float16_bytes: bool = False) -> None:
+    """`writer.plugin_tensor`, or with `float16_bytes` the same tensor with its float16 data as
+    raw little-endian bytes (``tensor_content``) instead of ``half_val`` varints: the same
+    TensorProto to every reader, ~250x faster to decode (see docs/dashboard.md)."""
+    if not (float16_bytes and data.dtype == np.float16):
+        writer.plugin_tensor(kind, data, step, layer=layer, state=state)
+        return
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+    proto = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_HALF,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in data.shape]
+        ),
+        tensor_content=np.ascontiguousarray(data, dtype="<f2").tobytes(),
+    )
+    md = metadata.create_summary_metadata(kind, layer=layer, state=state)
+    tag = metadata.plugin_tag(kind, layer=layer, state=state)
+    writer._add(summary_pb2.Summary.Value(tag=tag, metadata=md, tensor=proto), step)
+
+
 def write_log(
     log_dir: str,
     epochs: int = 6,
@@ -85,6 +107,7 @@ def write_log(
     every: int = 1,
     seed: int = 0,
     layers: Optional[list[tuple[str, str, str]]] = None,
+    float16_bytes: bool = False,
 ) -> str:
     """Write the log under ``<log_dir>/rnn_monitor``; returns that run directory."""
     rng = np.random.default_rng(seed)
@@ -131,9 +154,11 @@ def write_log(
             writer.plugin_tensor(metadata.TIMESTEP_GRAD_NORM, g.astype(np.float32), epoch, layer=name)
             G = (g[:, None] * unit_scale[None, :] / np.sqrt(units)
                  * rng.lognormal(0.0, 0.3, size=(timesteps, units)))
-            writer.plugin_tensor(metadata.TIMESTEP_GRADIENTS, G.astype(np.float16), epoch, layer=name)
+            _tensor(writer, metadata.TIMESTEP_GRADIENTS, G.astype(np.float16), epoch, layer=name,
+                    float16_bytes=float16_bytes)
             out = G * (0.3 + 0.2 * rng.random((timesteps, units)))
-            writer.plugin_tensor(metadata.OUTPUT_GRADIENTS, out.astype(np.float16), epoch, layer=name)
+            _tensor(writer, metadata.OUTPUT_GRADIENTS, out.astype(np.float16), epoch, layer=name,
+                    float16_bytes=float16_bytes)
             K = timesteps
             flow = np.exp(-np.arange(K) / decay)
             writer.plugin_tensor(metadata.TEMPORAL_FLOW, flow.astype(np.float32), epoch, layer=name)
@@ -155,8 +180,8 @@ def write_log(
                 if state in seen or state not in state_values:
                     continue
                 seen.add(state)
-                writer.plugin_tensor(metadata.ACTIVATIONS, state_values[state].astype(np.float16),
-                                     epoch, layer=name, state=state)
+                _tensor(writer, metadata.ACTIVATIONS, state_values[state].astype(np.float16),
+                        epoch, layer=name, state=state, float16_bytes=float16_bytes)
 
             # Standard scalars.
             scal = {
@@ -209,12 +234,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--text-samples", type=int, default=4)
     parser.add_argument("--states", default="", help="comma-separated activation states (default: all)")
+    parser.add_argument("--float16-bytes", action="store_true",
+                        help="store float16 tensors as raw bytes (tensor_content), not half_val")
     args = parser.parse_args(argv)
     start = time.time()
     run_dir = write_log(
         args.log_dir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
         units=args.units, text_samples=args.text_samples,
-        states=[s for s in args.states.split(",") if s] or None,
+        states=[s for s in args.states.split(",") if s] or None, float16_bytes=args.float16_bytes,
     )
     size = sum(os.path.getsize(os.path.join(run_dir, f)) for f in os.listdir(run_dir))
     print(json.dumps({"run_dir": run_dir, "bytes": size, "seconds": round(time.time() - start, 1)}))

@@ -180,6 +180,13 @@ class Source:
         hit = self.cache.get(key, version)
         if hit is not None:
             return hit
+        with self.cache.loading(key):  # one read per series, even for concurrent requests
+            hit = self.cache.get(key, version)
+            if hit is not None:
+                return hit
+            return self._read_series(run, tag, key, version)
+
+    def _read_series(self, run: RunIndex, tag: str, key: tuple, version: Any) -> list:
         result = self.provider.read_tensors(
             self.ctx,
             experiment_id=self.eid,
@@ -305,6 +312,7 @@ class SeriesCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._recent: dict[tuple, tuple[float, Any]] = {}
+        self._loading: dict[tuple, threading.Lock] = {}
 
     def recent(self, key: tuple, fetch: Any, ttl: float = RECENT_SECONDS) -> Any:
         """`fetch()`'s value, reused for `ttl` seconds: one page load asks for the same listing
@@ -321,6 +329,16 @@ class SeriesCache:
                 oldest = min(self._recent, key=lambda k: self._recent[k][0])
                 del self._recent[oldest]
         return value
+
+    def loading(self, key: tuple) -> threading.Lock:
+        """A lock per series key, held while it is read from the provider."""
+        with self._lock:
+            lock = self._loading.get(key)
+            if lock is None:
+                if len(self._loading) > 1024:
+                    self._loading = {k: v for k, v in self._loading.items() if v.locked()}
+                lock = self._loading[key] = threading.Lock()
+            return lock
 
     def clear_recent(self) -> None:
         with self._lock:
@@ -435,9 +453,9 @@ def gradients_response(src: Source, run_name: str, layer_name: str) -> dict:
     series = _layer_kind_series(src, run, layer, metadata.TIMESTEP_GRAD_NORM)
     steps, mat = _stack_rows(series)
     lo, hi = finite_range(mat, positive=True)
-    unit_steps = []
-    if metadata.TIMESTEP_GRADIENTS in layer.kinds:
-        unit_steps = [s for s, _ in src.series(run, layer.kinds[metadata.TIMESTEP_GRADIENTS])]
+    # G, output gradients, g and F are written together, so g's epochs stand for G's (reading
+    # G here would cost its whole series); /gradient_units answers with G's own epochs.
+    unit_steps = steps if metadata.TIMESTEP_GRADIENTS in layer.kinds else []
     return {
         "run": run_name,
         "layer": layer_name,
@@ -659,3 +677,34 @@ def alerts_response(src: Source, run_name: str) -> dict:
         "alerts": alerts,
         "sampling": src.sampling(run, steps, list(run.layers)),
     }
+
+
+def prefetch_targets(src: Source, run_name: Optional[str] = None,
+                     layer_name: Optional[str] = None) -> list[tuple[RunIndex, str]]:
+    """Series the page will ask for next, to read ahead in the background.
+
+    For one layer (after ``/gradients`` named it), or for the first layer of each run (after
+    ``/runs``): G (the per-unit heatmap), F, the first activation state and the tokens.
+    """
+    out = []
+    for name, run in sorted(src.index().items()):
+        if run_name is not None and name != run_name:
+            continue
+        if layer_name is not None:
+            chosen = layer_name if layer_name in run.layers else None
+        else:
+            manifest = src.manifest(run) or {}
+            order = [l.get("name") for l in manifest.get("layers", []) if isinstance(l, dict)]
+            chosen = next((n for n in order if n in run.layers), None)
+        if chosen is None:
+            continue
+        layer = run.layers[chosen]
+        for kind in (metadata.TIMESTEP_GRADIENTS, metadata.TEMPORAL_FLOW):
+            if kind in layer.kinds:
+                out.append((run, layer.kinds[kind]))
+        if metadata.TOKENS in run.run_kinds:
+            out.append((run, run.run_kinds[metadata.TOKENS]))
+        if layer.states:
+            state = "h" if "h" in layer.states else sorted(layer.states)[0]
+            out.append((run, layer.states[state]))
+    return out[:8]

@@ -26,7 +26,8 @@ import json
 import logging
 import math
 import os
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Optional
 
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
@@ -73,6 +74,9 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
         hints = getattr(context, "sampling_hints", None) or {}
         self._sampling_hint = hints.get(self.plugin_name)
         self._cache = data.SeriesCache()
+        self._prefetch_lock = threading.Lock()
+        self._prefetching: Optional[threading.Thread] = None
+        self._prefetch_next: Optional[tuple] = None
 
     # ------------------------------------------------------------------ TensorBoard hooks
     def is_active(self) -> bool:
@@ -87,12 +91,8 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
     def get_plugin_apps(self) -> dict[str, Callable]:
         apps: dict[str, Callable] = {route: self._static_app(route) for route in STATIC_FILES}
         apps.update({
-            "/runs": self._route(lambda src, a: data.runs_response(src)),
-            "/gradients": self._route(
-                lambda src, a: data.gradients_response(
-                    src, data.text_param(a, "run"), data.text_param(a, "layer")
-                )
-            ),
+            "/runs": self._route(self._runs),
+            "/gradients": self._route(self._gradients),
             "/gradient_units": self._route(
                 lambda src, a: data.gradient_units_response(
                     src,
@@ -127,6 +127,48 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
             ),
         })
         return apps
+
+    def _runs(self, src: data.Source, args: Any) -> dict:
+        body = data.runs_response(src)
+        self._prefetch(src)
+        return body
+
+    def _gradients(self, src: data.Source, args: Any) -> dict:
+        run, layer = data.text_param(args, "run"), data.text_param(args, "layer")
+        body = data.gradients_response(src, run, layer)
+        self._prefetch(src, run, layer)  # this layer's G and activations come next
+        return body
+
+    def _prefetch(self, src: data.Source, run: Optional[str] = None, layer: Optional[str] = None) -> None:
+        """Read ahead, in one background thread, what the page will ask for next.
+
+        Decoding a long float16 series costs the data provider up to a second or so; reading
+        it while the user looks at the first heatmap hides that. A request for a series being
+        read waits for that read instead of starting another (`SeriesCache.loading`).
+        """
+        with self._prefetch_lock:
+            if self._prefetching is not None and self._prefetching.is_alive():
+                if layer is None:
+                    return
+                self._prefetch_next = (src, run, layer)  # run after the current one
+                return
+
+            def work(src=src, run=run, layer=layer) -> None:
+                while True:
+                    try:
+                        for run_index, tag in data.prefetch_targets(src, run, layer):
+                            src.series(run_index, tag)
+                    except Exception:  # a prefetch failure only costs speed
+                        logger.debug("rnn_monitor plugin: prefetch failed", exc_info=True)
+                    with self._prefetch_lock:
+                        if self._prefetch_next is None:
+                            self._prefetching = None
+                            return
+                        src, run, layer = self._prefetch_next
+                        self._prefetch_next = None
+
+            self._prefetching = threading.Thread(target=work, name="rnn_monitor-prefetch", daemon=True)
+            self._prefetching.start()
 
     # ------------------------------------------------------------------ plumbing
     def _source(self, request: Any) -> data.Source:

@@ -357,3 +357,32 @@ def test_entry_point_registered():
 
     eps = [ep for ep in entry_points(group="tensorboard_plugins") if ep.name == "rnn_monitor"]
     assert eps and eps[0].load() is RNNMonitorPlugin
+
+
+def test_read_ahead_after_gradients_fills_the_cache(synth_dir):
+    """After /gradients names a layer, its G and activations are read in the background."""
+    import time as _time
+
+    c = make_client(synth_dir)
+    plugin = c.application._plugins[0] if hasattr(c.application, "_plugins") else None
+    code, _ = get(c, "/gradients", run="rnn_monitor", layer="bi_gru/backward")
+    assert code == 200
+    if plugin is None:
+        pytest.skip("cannot reach the plugin instance through this TensorBoard version")
+    deadline = _time.time() + 20
+    while plugin._prefetching is not None and _time.time() < deadline:
+        _time.sleep(0.05)
+    keys = {k[2] for k in plugin._cache._items}
+    assert "bi_gru/backward/_rnn_monitor/timestep_gradients" in keys
+    assert "bi_gru/backward/_rnn_monitor/activations/h" in keys
+    code, body = get(c, "/activations", run="rnn_monitor", layer="bi_gru/backward")
+    assert code == 200 and body["state"] == "h"
+
+
+def test_series_cache_is_bounded():
+    cache = plugin_data.SeriesCache(max_bytes=100)
+    for i in range(10):
+        cache.put(("k", i), 1, [i], 30)
+    assert cache._bytes <= 100 and len(cache._items) == 3
+    assert cache.get(("k", 9), 1) == [9] and cache.get(("k", 9), 2) is None
+    assert cache.get(("k", 0), 1) is None

@@ -687,7 +687,7 @@ async function renderGradients(view, layer, stale) {
   attachHover(canvas, geom, E, T, (r, c) => `epoch ${grads.epochs[r]}, t = ${c}: g = ${fmt(grads.matrix[c][r])}`, readout);
 
   // 2. per-unit heatmap with an epoch slider
-  const uEpochs = grads.unit_epochs || [];
+  let uEpochs = (grads.unit_epochs || []).slice();
   if (!uEpochs.length) {
     unitsCard.append(notice("info", "No per-unit gradients were logged for this layer."));
   } else {
@@ -719,6 +719,13 @@ async function renderGradients(view, layer, stale) {
         return;
       }
       if (stale() || uEpochs[state.gradEpochIndex] !== epoch) return;
+      if (body.epochs.join(",") !== uEpochs.join(",")) {
+        // G's own epochs (they differ from g's only when TensorBoard sampled them apart).
+        uEpochs = body.epochs.slice();
+        state.gradEpochIndex = uEpochs.indexOf(body.epoch);
+        slider.max = String(uEpochs.length - 1);
+        slider.value = String(state.gradEpochIndex);
+      }
       uStatus.replaceChildren();
       const U = body.units;
       const Tn = body.timesteps;
