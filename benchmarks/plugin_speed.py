@@ -106,6 +106,7 @@ def time_routes(url: str, repeats: int = 5) -> dict:
     last_layer = run["layers"][-1]["name"]
     base = {"run": run["run"], "layer": layer}
     other = {"run": run["run"], "layer": last_layer}
+    fresh = {"run": run["run"], "layer": run["layers"][1]["name"]}
     routes = {
         "runs": ("runs", {}),
         "gradients": ("gradients", base),
@@ -113,7 +114,11 @@ def time_routes(url: str, repeats: int = 5) -> dict:
         "gradient_units (output, last)": ("gradient_units", dict(base, kind="output_gradients")),
         "flow": ("flow", base),
         "activations (h, epoch 50)": ("activations", dict(base, state="h", epoch=50)),
-        # Another layer: nothing read ahead, a truly cold read of whole series.
+        # A layer nothing has touched yet, asked directly: no read-ahead, the worst case.
+        "activations (h, untouched layer)": ("activations", dict(fresh, state="h")),
+        "gradient_units (untouched layer)": ("gradient_units", fresh),
+        "flow (untouched layer)": ("flow", fresh),
+        # Another layer, in the page's order (/gradients first starts reading ahead).
         "gradients (other layer)": ("gradients", other),
         "gradient_units (other layer, last)": ("gradient_units", other),
         "flow (other layer)": ("flow", other),
