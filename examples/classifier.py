@@ -36,6 +36,13 @@ def make_data(n: int, min_len: int = 8, max_len: int = 40, seed: int = 0):
     return x, y
 
 
+def probe_batch(n: int = 64, max_len: int = 40, longest: int = 32):
+    """Held-out sequences of at most `longest` letters, padded to `max_len`: the last steps are
+    padding in every sequence, so the heatmaps show masked steps as blank columns."""
+    x, y = make_data(n, max_len=longest, seed=1)
+    return np.pad(x, ((0, 0), (0, max_len - longest))), y
+
+
 def build_model(max_len: int = 40, units: int = 32):
     import keras
 
@@ -55,8 +62,9 @@ def train(log_dir: str, epochs: int = 6, n: int = 4000, verbose: int = 1):
 
     keras.utils.set_random_seed(0)
     x, y = make_data(n)
+    probe_x, probe_y = probe_batch()
     model = build_model()
-    monitor = RNNMonitor(log_dir, probe_data=(x[:64], y[:64]), vocabulary=VOCABULARY)
+    monitor = RNNMonitor(log_dir, probe_data=(probe_x, probe_y), vocabulary=VOCABULARY)
     return model.fit(x, y, epochs=epochs, batch_size=64, validation_split=0.1, callbacks=[monitor], verbose=verbose)
 
 
