@@ -43,7 +43,7 @@ from rnn_monitor.stats import units as ustats
 
 logger = logging.getLogger("rnn_monitor")
 
-DEFAULT_MAX_BYTES = 1_800_000
+DEFAULT_MAX_BYTES = 1_900_000
 RECON_TOLERANCE = 1e-5
 MAX_IMAGE_STEPS = 1024
 

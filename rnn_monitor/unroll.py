@@ -312,13 +312,15 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             )
             if cell.use_bias:
                 z = z + cell.bias
-            z0, z1, z2, z3 = tf.split(z, 4, axis=-1)
+            # One sigmoid over all four blocks (the c~ block of it is unused): fewer, larger ops.
+            sig = cell.recurrent_activation(z)
             gates = {
-                "i": cell.recurrent_activation(z0),
-                "f": cell.recurrent_activation(z1),
-                "g": cell.activation(z2),
-                "o": cell.recurrent_activation(z3),
+                "i": sig[..., :units],
+                "f": sig[..., units : 2 * units],
+                "g": cell.activation(z[..., 2 * units : 3 * units]),
+                "o": sig[..., 3 * units :],
             }
+            fused = tf.cast(sig, tf.float32)
             c_raw = kept[1][sl]
             c_rec = gates["f"] * c_prev[sl] + gates["i"] * gates["g"]
             tanh_c = cell.activation(c_rec)
@@ -338,7 +340,18 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             recon = tf.constant(0.0, tf.float32)
         acc["recon"] = tf.maximum(acc["recon"], recon)
         for name in names:
+            if kind == "lstm" and name in ("i", "f", "o"):
+                continue
             _add(acc, f"{name}_nonfinite", _nonfinite_counts(obs[name], vm))
+        if kind == "lstm":
+            counts = {
+                "nonfinite": _nonfinite_counts(fused, vm),
+                "low": _count(fused < settings.low, vm, masked),
+                "high": _count(fused > settings.high, vm, masked),
+            }
+            for j, gate in ((0, "i"), (1, "f"), (3, "o")):
+                for what, value in counts.items():
+                    _add(acc, f"{gate}_{what}", value[j * units : (j + 1) * units])
         h = tf.where(vm, obs["h"], tf.zeros_like(obs["h"])) if masked else obs["h"]
         h64 = tf.cast(h, tf.float64)
         _add(acc, "h_sum", tf.reduce_sum(h64, axis=[0, 1]))
@@ -354,7 +367,7 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             _add(acc, "h_sat", _count(tanh_out > settings.sat_tanh, vm, masked))
         else:
             _add(acc, "h_sat", tf.zeros([units], tf.float32))
-        for gate in sigmoid_gates:
+        for gate in sigmoid_gates if kind != "lstm" else ():
             g = obs[gate]
             _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
             _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
@@ -557,5 +570,18 @@ class Unroller:
 
     def run(self, x, y=None, sample_weight=None) -> dict:
         """Execute the probe and return every result as numpy."""
-        out = self._fn(x, y, sample_weight)
+        # A stateful layer assigns its state variables in `call`: keep the user's states as
+        # they were before the probe.
+        state_vars = [
+            v
+            for info in self.infos
+            if getattr(info.layer, "stateful", False) and getattr(info.layer, "states", None) is not None
+            for v in tf.nest.flatten(info.layer.states)
+        ]
+        saved = [v.numpy() for v in state_vars]
+        try:
+            out = self._fn(x, y, sample_weight)
+        finally:
+            for var, value in zip(state_vars, saved):
+                var.assign(value)
         return tf.nest.map_structure(lambda t: t.numpy(), out)
