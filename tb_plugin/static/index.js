@@ -390,9 +390,9 @@ function drawLines(canvas, opts) {
     ctx.setLineDash([]);
     if (h.label) {
       ctx.fillStyle = h.color || "#757575";
-      ctx.textAlign = "right";
+      ctx.textAlign = "left";
       ctx.textBaseline = "bottom";
-      ctx.fillText(h.label, m.left + pw - 4, Y(h.y) - 2);
+      ctx.fillText(h.label, m.left + 4, Y(h.y) - 2);
     }
   }
   for (const s of series) {
@@ -1151,7 +1151,7 @@ async function renderHealth(view, layer, stale) {
       if (!series.length) continue;
       const c = el("canvas", { class: "small", role: "img", "aria-label": `${role} ${stat} per gate over epochs` });
       ggrid.append(c);
-      drawLines(c, { series, width: w, height: h, ...xr, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
+      drawLines(c, { series, width: w, height: h, ...xr, yMin: stat === "l2" ? 0 : undefined, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
     }
     for (const g of gates) {
       const s = health.series[`${role}/${g}/nonfinite`];
