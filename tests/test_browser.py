@@ -335,3 +335,59 @@ def test_python_loader_serves_the_same_data(logdir, tmp_path):
     finally:
         tb.stop()
 
+
+
+def test_sampled_series_are_announced_on_the_page(tmp_path):
+    """More epochs than TensorBoard keeps (Python loader: 10 per series): the page says so and
+    names --samples_per_plugin."""
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is not installed (pip install playwright)")
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location(
+        "make_synthetic_log", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "make_synthetic_log.py"
+    )
+    synthetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synthetic)
+    logdir = tmp_path / "logs"
+    synthetic.write_log(str(logdir), epochs=14, n_layers=1, timesteps=20, units=8, text_samples=1)
+    port = _free_port()
+    log = open(tmp_path / "tb.log", "w")
+    proc = subprocess.Popen(
+        [TENSORBOARD, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if _get_json(url + "/data/plugin/rnn_monitor/runs")["runs"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url + "/#rnn_monitor")
+            frame = page.wait_for_selector("iframe[src*='plugin_entry.html']", timeout=60000).content_frame()
+            frame.wait_for_selector(".notice-warn", timeout=30000)
+            text = frame.inner_text(".notice-warn")
+            assert "10 of 14" in text and "--samples_per_plugin rnn_monitor=0" in text
+            assert frame.locator("#grad-epoch").get_attribute("max") == "9"
+            page.screenshot(path=str(tmp_path / "sampled.png"))
+            browser.close()
+        assert not errors, errors
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
