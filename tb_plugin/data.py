@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +29,7 @@ SCALARS_PLUGIN = "scalars"
 # Ask the provider for everything it holds; what it holds is set by --samples_per_plugin.
 _DOWNSAMPLE_ALL = 1_000_000
 _MAX_PARAM_LEN = 512
+_INT_RE = re.compile(r"-?[0-9]{1,18}")
 # Listings (which series exist, the run's scalars) are reused this long; TensorBoard itself
 # reloads the logs every 5 s by default.
 RECENT_SECONDS = 2.0
@@ -69,7 +71,7 @@ def int_param(args: Any, name: str, required: bool = True) -> Optional[int]:
         if required:
             raise BadRequest(f"missing parameter {name!r}")
         return None
-    if len(raw) > 18 or not raw.lstrip("-").isdigit():
+    if not _INT_RE.fullmatch(raw):
         raise BadRequest(f"parameter {name!r} must be an integer of at most 18 digits")
     return int(raw)
 
