@@ -457,6 +457,31 @@ def _custom_state_is_output(info: RNNLayerInfo) -> bool:
     return first is not None and first == out
 
 
+@contextlib.contextmanager
+def _without_arithmetic_optimizer():
+    """Switch Grappler's arithmetic optimizer off for the functions called inside, then restore
+    the options exactly as they were (so the user's own functions keep their cached graphs).
+
+    Why: at larger widths (TF 2.21, e.g. 3 x LSTM 256 at T = 200) it rewrites sums in the
+    probe's gradient loops into temporary variables that leak from one call to the next, and
+    the second probe fails with AlreadyExistsError ("tmp_var ... iter:200"). The options are
+    read when a function is called, so only the probe's own function is affected.
+    """
+    from tensorflow.python.eager import context as tf_context
+
+    ctx = tf_context.context()
+    saved = dict(getattr(ctx, "_optimizer_experimental_options", {}))
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+    try:
+        yield
+    finally:
+        if hasattr(ctx, "_optimizer_experimental_options"):
+            ctx._optimizer_experimental_options = saved
+            ctx._thread_local_data.function_call_options = None
+        else:  # pragma: no cover - other TF versions
+            tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+
+
 class Unroller:
     """Runs the probe: `run(x, y, sample_weight)` -> numpy results per monitored layer.
 
@@ -580,7 +605,8 @@ class Unroller:
         ]
         saved = [v.numpy() for v in state_vars]
         try:
-            out = self._fn(x, y, sample_weight)
+            with _without_arithmetic_optimizer():
+                out = self._fn(x, y, sample_weight)
         finally:
             for var, value in zip(state_vars, saved):
                 var.assign(value)
