@@ -102,15 +102,15 @@ def logdir(tmp_path_factory):
 
 # --------------------------------------------------------------------------- tensorboard
 class TensorBoardProcess:
-    def __init__(self, logdir: str, load_fast: str, out_dir) -> None:
+    def __init__(self, logdir: str, load_fast: str, out_dir, samples: str | None = "rnn_monitor=0") -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(str(out_dir), f"tensorboard_{load_fast}.log")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [TENSORBOARD, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(self.port),
-             f"--load_fast={load_fast}", "--reload_interval", "2",
-             "--samples_per_plugin", "rnn_monitor=0"],
+             f"--load_fast={load_fast}", "--reload_interval", "2"]
+            + (["--samples_per_plugin", samples] if samples else []),
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -162,26 +162,39 @@ def shots(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dashboard(tensorboard):
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not os.path.exists(CHROMIUM):
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the playwright Python package is not installed (pip install playwright)")
-    width, height = (int(v) for v in os.environ.get("RNN_MONITOR_VIEWPORT", "1280x1000").split("x"))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": height})
-        messages: list[tuple[str, str, str]] = []
-        page.on("console", lambda m: messages.append((m.type, m.text, (m.location or {}).get("url", ""))))
-        page.on("pageerror", lambda e: messages.append(("pageerror", str(e), "")))
-        page.goto(f"{tensorboard.url}/#rnn_monitor")
-        handle = page.wait_for_selector("iframe[src*='plugin_entry.html?name=rnn_monitor']", timeout=60000)
-        frame = handle.content_frame()
-        frame.wait_for_selector("#rnn-monitor header", timeout=30000)
-        yield {"page": page, "frame": frame, "messages": messages}
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_dashboard(browser, url: str, viewport: str = "1280x1000") -> dict:
+    """TensorBoard's page on the RNN Monitor tab; the plugin's iframe; console messages."""
+    width, height = (int(v) for v in viewport.split("x"))
+    page = browser.new_page(viewport={"width": width, "height": height})
+    messages: list[tuple[str, str, str]] = []
+    page.on("console", lambda m: messages.append((m.type, m.text, (m.location or {}).get("url", ""))))
+    page.on("pageerror", lambda e: messages.append(("pageerror", str(e), "")))
+    page.goto(f"{url}/#rnn_monitor")
+    handle = page.wait_for_selector("iframe[src*='plugin_entry.html?name=rnn_monitor']", timeout=60000)
+    frame = handle.content_frame()
+    frame.wait_for_selector("#rnn-monitor header", timeout=30000)
+    return {"page": page, "frame": frame, "messages": messages}
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser, tensorboard):
+    view = open_dashboard(browser, tensorboard.url, os.environ.get("RNN_MONITOR_VIEWPORT", "1280x1000"))
+    yield view
+    view["page"].close()
 
 
 def save_shot(dashboard, shots, name: str) -> str:
@@ -337,15 +350,9 @@ def test_python_loader_serves_the_same_data(logdir, tmp_path):
 
 
 
-def test_sampled_series_are_announced_on_the_page(tmp_path):
+def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
     """More epochs than TensorBoard keeps (Python loader: 10 per series): the page says so and
     names --samples_per_plugin."""
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed (pip install playwright)")
     import importlib.util
     import pathlib
 
@@ -356,38 +363,18 @@ def test_sampled_series_are_announced_on_the_page(tmp_path):
     spec.loader.exec_module(synthetic)
     logdir = tmp_path / "logs"
     synthetic.write_log(str(logdir), epochs=14, n_layers=1, timesteps=20, units=8, text_samples=1)
-    port = _free_port()
-    log = open(tmp_path / "tb.log", "w")
-    proc = subprocess.Popen(
-        [TENSORBOARD, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path, samples=None)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if _get_json(url + "/data/plugin/rnn_monitor/runs")["runs"]:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(url + "/#rnn_monitor")
-            frame = page.wait_for_selector("iframe[src*='plugin_entry.html']", timeout=60000).content_frame()
-            frame.wait_for_selector(".notice-warn", timeout=30000)
-            text = frame.inner_text(".notice-warn")
-            assert "10 of 14" in text and "--samples_per_plugin rnn_monitor=0" in text
-            assert frame.locator("#grad-epoch").get_attribute("max") == "9"
-            page.screenshot(path=str(tmp_path / "sampled.png"))
-            browser.close()
+        tb.wait_ready()
+        view = open_dashboard(browser, tb.url, "1280x900")
+        frame = view["frame"]
+        frame.wait_for_selector(".notice-warn", timeout=30000)
+        text = frame.inner_text(".notice-warn")
+        assert "10 of 14" in text and "--samples_per_plugin rnn_monitor=0" in text
+        assert frame.locator("#grad-epoch").get_attribute("max") == "9"
+        view["page"].screenshot(path=str(tmp_path / "sampled.png"))
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
         assert not errors, errors
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
+        tb.stop()

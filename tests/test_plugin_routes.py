@@ -101,6 +101,52 @@ def real_dir(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory):
+    """A log written by RNNMonitor with probe data and a vocabulary (the real probe)."""
+    import keras
+
+    from rnn_monitor import RNNMonitor
+
+    keras.utils.set_random_seed(0)
+    d = str(tmp_path_factory.mktemp("probe"))
+    vocab = list("abcdefgh \n")
+    x = np.random.randint(0, len(vocab), (24, 10))
+    y = np.random.randint(0, len(vocab), (24, 10))
+    model = keras.Sequential([
+        keras.Input((10,)), keras.layers.Embedding(len(vocab), 4),
+        keras.layers.LSTM(6, return_sequences=True, name="lstm"),
+        keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True), name="bi"),
+        keras.layers.Dense(len(vocab)),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    monitor = RNNMonitor(d, probe_data=(x[:4], y[:4]), vocabulary=vocab, text_samples=2, raise_errors=True)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    return d
+
+
+def test_routes_on_a_real_probe_log(probe_dir):
+    c = make_client(probe_dir)
+    code, body = get(c, "/runs")
+    assert code == 200
+    (run,) = body["runs"]
+    layers = {l["name"]: l for l in run["layers"]}
+    assert set(layers) == {"lstm", "bi/forward", "bi/backward"}
+    assert all(layers["lstm"]["has"].values()) and "h" in layers["lstm"]["states"]
+    for name, units in (("lstm", 6), ("bi/backward", 3)):
+        code, g = get(c, "/gradients", run="rnn_monitor", layer=name)
+        assert code == 200 and g["epochs"] == [0, 1] and g["timesteps"] == 10
+        code, gu = get(c, "/gradient_units", run="rnn_monitor", layer=name, epoch="0")
+        assert code == 200 and (gu["timesteps"], gu["units"]) == (10, units)
+        code, f = get(c, "/flow", run="rnn_monitor", layer=name)
+        assert code == 200 and len(f["flow"]) == 2 and len(f["horizon"]) == 2
+        code, h = get(c, "/health", run="rnn_monitor", layer=name)
+        assert code == 200 and set(h["health"]) >= {"grad_norm", "grad_horizon", "dead_ratio"}
+    code, act = get(c, "/activations", run="rnn_monitor", layer="lstm")
+    assert code == 200 and act["shape"][1:] == [10, 6]
+    assert act["tokens"] and set(act["tokens"][0]) <= set("abcdefgh \n")
+
+
 # --------------------------------------------------------------------------- runs
 def test_runs_lists_layers_states_and_kinds(client):
     code, body = get(client, "/runs")

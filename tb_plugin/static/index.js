@@ -27,6 +27,8 @@ const state = {
 };
 
 let root = null;
+// Answers kept in the page (an activations answer with all units is ~1-2 MB once decoded).
+const CACHE_ENTRIES = 48;
 
 // --------------------------------------------------------------------------- utilities
 function el(tag, attrs = {}, ...children) {
@@ -65,6 +67,7 @@ async function api(route, params = {}) {
     return body;
   });
   state.cache.set(url, promise);
+  while (state.cache.size > CACHE_ENTRIES) state.cache.delete(state.cache.keys().next().value);
   promise.catch(() => state.cache.delete(url));
   return promise;
 }
@@ -642,9 +645,9 @@ async function renderGradients(view, layer, stale) {
   const banner = el("div", { class: "banner" });
   const overCard = section(
     "Gradient norm through time, over epochs",
-    "g[t] = mean over the probe batch of ||dL/dh_t||: how much of the loss's gradient reaches each timestep. Columns: timestep; rows: logged epochs (latest at the bottom). Log colour scale.",
+    "g[t] = mean over the probe batch of ||dL/dh_t||: how much of the loss's gradient reaches each timestep. Columns: timestep; rows: logged epochs (latest at the bottom). Log colour scale; grey = no value (masked steps).",
   );
-  const unitsCard = section("Per-unit gradient at one epoch", "G[t, u] = mean over the batch of |dL/dh_t,u|. Log colour scale.");
+  const unitsCard = section("Per-unit gradient at one epoch", "G[t, u] = mean over the batch of |dL/dh_t,u|. Log colour scale; grey = masked steps. Dark rows: units the gradient does not reach.");
   const flowCard = section(
     "Temporal flow",
     "F[k]: gradient from the last state that reaches k steps back (1 = all of it). One curve per logged epoch, dark = early, light = late; the chosen epoch is drawn in red with its horizon (the last k before F drops below the floor).",
