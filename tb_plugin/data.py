@@ -577,6 +577,7 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
     ranking = [int(u) for u in np.argsort(np.nan_to_num(-var, nan=np.inf), kind="stable")]
     chosen_unit = ranking[0] if unit is None else unit
     tokens = _tokens(src, run, n_seq, n_t)
+    unit_ids = _unit_ids(src.manifest(run) or {}, layer_name, n_units)
     f16 = np.ascontiguousarray(arr.astype("<f2"))
     return {
         "run": run_name,
@@ -590,11 +591,28 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
         "variance": json_floats(var),
         "ranking": ranking,
         "unit": chosen_unit,
+        "unit_ids": unit_ids,  # the layer's unit index of each column (RNNMonitor(units=...))
         "values": json_floats(arr32[:, :, chosen_unit]),  # values[s][t] of `unit`
         "encoding": "float16-le-base64",
         "data": base64.b64encode(f16.tobytes()).decode("ascii"),
         "sampling": src.sampling(run, steps, list(run.layers)),
     }
+
+
+def _unit_ids(manifest: dict, layer_name: str, n_units: int) -> list[int]:
+    """Which of the layer's units the activation columns are: ``RNNMonitor(units=[...])``
+    keeps a subset (those within the layer's size), in the order given."""
+    probe = manifest.get("probe") if isinstance(manifest.get("probe"), dict) else {}
+    chosen = probe.get("units") if probe else None
+    size = None
+    for info in manifest.get("layers", []):
+        if isinstance(info, dict) and info.get("name") == layer_name and isinstance(info.get("units"), int):
+            size = info["units"]
+    if isinstance(chosen, list) and all(isinstance(u, int) for u in chosen):
+        keep = [u for u in chosen if 0 <= u and (size is None or u < size)]
+        if len(keep) == n_units:
+            return keep
+    return list(range(n_units))
 
 
 def _tokens(src: Source, run: RunIndex, n_seq: int, n_t: int) -> Optional[list[list[str]]]:

@@ -435,3 +435,10 @@ def test_series_cache_is_bounded():
     assert cache._bytes <= 100 and len(cache._items) == 3
     assert cache.get(("k", 9), 1) == [9] and cache.get(("k", 9), 2) is None
     assert cache.get(("k", 0), 1) is None
+
+
+def test_unit_ids_follow_the_units_option():
+    manifest = {"layers": [{"name": "lstm", "units": 8}], "probe": {"units": [5, 2, 40]}}
+    assert plugin_data._unit_ids(manifest, "lstm", 2) == [5, 2]  # 40 is outside the layer
+    assert plugin_data._unit_ids(manifest, "lstm", 3) == [0, 1, 2]  # does not fit: positions
+    assert plugin_data._unit_ids({"probe": None}, "lstm", 2) == [0, 1]

@@ -924,6 +924,8 @@ async function renderText(view, layer, stale) {
     if (!current) return;
     const [S, T, U] = current.shape;
     let order = current.ranking.slice();
+    const ids = current.unit_ids || [];
+    const uid = (u) => (ids[u] !== undefined ? ids[u] : u);
     let scoreLabel = (u) => `var ${fmt(current.variance[u])}`;
     state.mask = null;
     rankInfo.textContent = "";
@@ -976,10 +978,10 @@ async function renderText(view, layer, stale) {
     }
     current.order = order;
     unitSel.replaceChildren();
-    for (const u of order) unitSel.append(el("option", { value: u, text: `unit ${u} \u00b7 ${scoreLabel(u)}` }));
+    for (const u of order) unitSel.append(el("option", { value: u, text: `unit ${uid(u)} \u00b7 ${scoreLabel(u)}` }));
     topUnits.replaceChildren(el("span", { class: "sub", text: "Top units: " }));
     for (const u of order.slice(0, 8)) {
-      const b = el("button", { type: "button", class: "chip", "data-unit": u, text: `${u} (${scoreLabel(u)})` });
+      const b = el("button", { type: "button", class: "chip", "data-unit": u, text: `${uid(u)} (${scoreLabel(u)})` });
       b.addEventListener("click", () => {
         state.unit = u;
         unitSel.value = String(u);
@@ -997,11 +999,12 @@ async function renderText(view, layer, stale) {
     const [S, T] = current.shape;
     const u = state.unit;
     const vals = unitValues(u);
+    const shownId = current.unit_ids && current.unit_ids[u] !== undefined ? current.unit_ids[u] : u;
     let maxAbs = 0;
     for (const v of vals) if (!Number.isNaN(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
     const scale = maxAbs > 0 ? maxAbs : 1;
     for (const b of topUnits.querySelectorAll("button")) b.setAttribute("aria-pressed", b.dataset.unit === String(u) ? "true" : "false");
-    drawDivergingLegend(legend, scale, `${current.state} of unit ${u}, epoch ${current.epoch}`);
+    drawDivergingLegend(legend, scale, `${current.state} of unit ${shownId}, epoch ${current.epoch}`);
     const frag = document.createDocumentFragment();
     for (let s = 0; s < S; s++) {
       const pre = el("pre", { class: "seq", "aria-label": `Sequence ${s + 1}` });
@@ -1014,14 +1017,14 @@ async function renderText(view, layer, stale) {
         span.style.backgroundColor = rgb(c);
         if (Math.abs(v) / scale > 0.6) span.className = "strong";
         if (state.mask && state.mask[s] && state.mask[s][t]) span.classList.add("match");
-        span.title = `${JSON.stringify(tok)}  t=${t}  unit ${u} ${current.state} = ${Number.isNaN(v) ? "n/a (masked)" : v.toFixed(3)}`;
+        span.title = `${JSON.stringify(tok)}  t=${t}  unit ${shownId} ${current.state} = ${Number.isNaN(v) ? "n/a (masked)" : v.toFixed(3)}`;
         pre.append(span);
       }
       frag.append(pre);
     }
     textBox.replaceChildren(frag);
     textBox.dataset.epoch = String(current.epoch);
-    textBox.dataset.unit = String(u);
+    textBox.dataset.unit = String(shownId);
   };
 
   stateSel.addEventListener("change", () => {
