@@ -193,7 +193,10 @@ function drawHeatmap(canvas, opts) {
     }
   }
   octx.putImageData(img, 0, 0);
-  ctx.imageSmoothingEnabled = false;
+  // Enlarged cells stay crisp; when there are more rows/columns than pixels, average them
+  // (nearest-neighbour would silently drop units or timesteps).
+  ctx.imageSmoothingEnabled = rows > ph || cols > pw;
+  ctx.imageSmoothingQuality = "high";
   ctx.drawImage(off, m.left, m.top, pw, ph);
   ctx.strokeStyle = "#9e9e9e";
   ctx.strokeRect(m.left - 0.5, m.top - 0.5, pw + 1, ph + 1);
@@ -277,7 +280,7 @@ function attachHover(canvas, geom, rows, cols, describe, readout) {
 
 // Line chart (flow curves, health small multiples).
 function drawLines(canvas, opts) {
-  const { series, width, height, logY, xLabel, title, markers = [], hLines = [], xMin, xMax, yMin, yMax } = opts;
+  const { series, width, height, logY, xLabel, title, markers = [], hLines = [], xMin, xMax, yMin, yMax, yLogFloor } = opts;
   const m = { left: 52, right: 12, top: title ? 20 : 8, bottom: xLabel ? 34 : 22 };
   const ctx = setupCanvas(canvas, width, height);
   const pw = width - m.left - m.right;
@@ -325,6 +328,7 @@ function drawLines(canvas, opts) {
   let ty = (v) => v;
   if (logY) {
     ty = (v) => Math.log10(v);
+    if (yLogFloor !== undefined && y0 < yLogFloor && y1 > yLogFloor) y0 = yLogFloor; // lower values clipped
     y0 = Math.log10(y0);
     y1 = Math.log10(y1);
   }
@@ -435,10 +439,16 @@ function drawLines(canvas, opts) {
     ctx.stroke();
     ctx.setLineDash([]);
     if (mk.label) {
+      const right = X(mk.x) > m.left + pw - 180;
+      const tw = ctx.measureText(mk.label).width;
+      const lx = right ? X(mk.x) - 6 - tw : X(mk.x) + 6;
+      const ly = m.top + ph - 18;
+      ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillRect(lx - 3, ly - 1, tw + 6, 15);
       ctx.fillStyle = mk.color || "#d32f2f";
-      ctx.textAlign = X(mk.x) > m.left + pw - 120 ? "right" : "left";
+      ctx.textAlign = "left";
       ctx.textBaseline = "top";
-      ctx.fillText(mk.label, X(mk.x) + (ctx.textAlign === "left" ? 4 : -4), m.top + 4);
+      ctx.fillText(mk.label, lx, ly + 1);
     }
   }
   ctx.restore();
@@ -794,6 +804,7 @@ async function renderGradients(view, layer, stale) {
       xMin: 0,
       xMax: Math.max(1, K - 1),
       hLines: [{ y: flow.floor, label: `floor ${fmt(flow.floor)}`, color: "#757575" }],
+      yLogFloor: flow.floor / 1e4,
       markers: h === null ? [] : [{ x: h, label: `horizon k = ${h} (epoch ${flow.epochs[ci]})`, color: "#d32f2f" }],
     });
     fCanvas.dataset.epoch = String(flow.epochs[ci]);
