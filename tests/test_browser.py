@@ -378,3 +378,43 @@ def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
         assert not errors, errors
     finally:
         tb.stop()
+
+
+def test_empty_log_dir_then_data_arrives(browser, tmp_path):
+    """An empty log directory gets the "how to start" page; once a run is written, "Check
+    again" shows the dashboard."""
+    import importlib.util
+    import pathlib
+
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                _get_json(tb.url + "/data/plugin/rnn_monitor/runs")
+                break
+            except OSError:
+                time.sleep(0.5)
+        view = open_dashboard(browser, tb.url, "1280x800")
+        frame = view["frame"]
+        frame.wait_for_selector(".empty h2", timeout=30000)
+        assert "No RNN Monitor data yet" in frame.inner_text(".empty")
+        assert "RNNMonitor" in frame.inner_text(".empty pre")
+
+        spec = importlib.util.spec_from_file_location(
+            "make_synthetic_log", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "make_synthetic_log.py"
+        )
+        synthetic = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(synthetic)
+        synthetic.write_log(str(logdir / "exp1"), epochs=2, n_layers=1, timesteps=12, units=4, text_samples=1)
+        tb.wait_ready()
+        frame.click("#check-again")
+        frame.wait_for_selector("#grad-heatmap", timeout=30000)
+        assert frame.evaluate("() => document.querySelector('#run-select').value") == "exp1/rnn_monitor"
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
+        assert not errors, errors
+    finally:
+        tb.stop()

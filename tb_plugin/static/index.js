@@ -602,7 +602,14 @@ async function load(force = false) {
   state.runs = body.runs || [];
   state.notes = body.notes || [];
   if (!state.runs.length) {
-    root.replaceChildren(el("header", { class: "bar" }, el("h1", { text: "RNN Monitor" })), emptyState());
+    const again = el("button", { type: "button", id: "check-again", text: "Check again" });
+    again.addEventListener("click", () => load(true));
+    root.replaceChildren(el("header", { class: "bar" }, el("h1", { text: "RNN Monitor" }), again), emptyState());
+    // Training may be about to write its first epoch: look again now and then.
+    clearTimeout(state.emptyTimer);
+    state.emptyTimer = setTimeout(() => {
+      if (!state.runs.length) load(true);
+    }, 15000);
     return;
   }
   if (!currentRun()) state.run = state.runs[0].run;
@@ -908,6 +915,7 @@ async function renderText(view, layer, stale) {
     try {
       body = await api("activations", { run: state.run, layer: layer.name, state: state.textState, epoch: epochParam });
     } catch (err) {
+      if (err.status === 404 && epochParam !== undefined) return loadEpoch(undefined); // e.g. a state sampled at other epochs
       banner.replaceChildren(errorNotice(err));
       return;
     }
