@@ -223,6 +223,7 @@ def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     out["train_step_seconds"] = time.perf_counter() - began
     out["peak_rss_after_training_mb"] = _peak_rss_mb()
+    print("after training", json.dumps(out), flush=True)
     out["training_peak_over_start_mb"] = out["peak_rss_after_training_mb"] - base
     with tempfile.TemporaryDirectory() as tmp:
         writer = SummaryWriter(tmp)
@@ -232,6 +233,7 @@ def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
         probe.log_epoch(0, EpochRecord(0))
         out["probe_first_seconds"] = time.perf_counter() - began
         out["peak_rss_after_probe_mb"] = _peak_rss_mb()
+        print("after first probe", json.dumps(out), flush=True)
         out["probe_peak_over_training_peak_mb"] = out["peak_rss_after_probe_mb"] - out["peak_rss_after_training_mb"]
         reset = _reset_peak()
         steady = _peak_rss_mb()

@@ -152,7 +152,7 @@ class ProbeSettings:
 
 
 CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell
-CHUNK_ELEMENTS = 4_000_000  # float32 elements per gate block in one vectorized stats chunk
+CHUNK_ELEMENTS = 1_000_000  # float32 elements per gate block in one vectorized stats chunk
 
 
 def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettings):
@@ -282,33 +282,27 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
     names = STATE_NAMES[kind]
     sigmoid_gates = SIGMOID_GATES.get(kind, ())
     n_samples = settings.text_samples
-    static_t = h_raw.shape[0]
+    sample_names = names if n_samples else ()
     batch_static = h_raw.shape[1]
     width = units * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
-    if static_t is None or batch_static is None:
-        chunk = static_t or 1
-        bounds = [(0, None)]
-    else:
-        chunk = max(1, CHUNK_ELEMENTS // max(1, batch_static * width))
-        bounds = [(i, min(static_t, i + chunk)) for i in range(0, static_t, chunk)]
-
-    acc = {"n_valid": tf.reduce_sum(tf.cast(valid, tf.float64)), "recon": tf.constant(0.0, tf.float32)}
+    chunk = max(1, CHUNK_ELEMENTS // max(1, (batch_static or 64) * width))
+    n_steps = tf.shape(h_raw)[0]
+    n_chunks = (n_steps + chunk - 1) // chunk
     # The rebuilt gates are checked against the cell's own h (and c) on the first rows of the
     # batch: the check is about the formulas matching the cell, which does not depend on b.
     check_rows = max(CHECK_ROWS, n_samples)
-    samples: dict = {name: [] for name in names} if n_samples else {}
-    # Cheap path: values are not filtered for finiteness. A NaN / Inf only poisons its own unit's
-    # sums (std NaN -> not dead; it is counted as non-finite -> exploding); counts of non-finite
-    # values are computed only when there are any.
-    for lo, hi in bounds:
-        sl = slice(lo, hi)
-        vm = valid[sl][:, :, None]  # [t, B, 1]
-        obs = {"h": tf.cast(h_raw[sl], tf.float32)}
+
+    def chunk_stats(lo, hi):
+        """Partial accumulators and sample slices of steps [lo, hi)."""
+        acc = {}
+        samples = {}
+        vm = valid[lo:hi][:, :, None]  # [t, B, 1]
+        obs = {"h": tf.cast(h_raw[lo:hi], tf.float32)}
         tanh_c = None
         if kind == "lstm":
-            x2 = xs[sl]
+            x2 = xs[lo:hi]
             z = tf.einsum("tbd,du->tbu", x2, tf.convert_to_tensor(cell.kernel)) + tf.einsum(
-                "tbd,du->tbu", h_prev[sl], tf.convert_to_tensor(cell.recurrent_kernel)
+                "tbd,du->tbu", h_prev[lo:hi], tf.convert_to_tensor(cell.recurrent_kernel)
             )
             if cell.use_bias:
                 z = z + cell.bias
@@ -321,24 +315,24 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
                 "o": sig[..., 3 * units :],
             }
             fused = tf.cast(sig, tf.float32)
-            c_raw = kept[1][sl]
-            c_rec = gates["f"] * c_prev[sl] + gates["i"] * gates["g"]
+            c_raw = kept[1][lo:hi]
+            c_rec = gates["f"] * c_prev[lo:hi] + gates["i"] * gates["g"]
             tanh_c = cell.activation(c_rec)
             h_rec = gates["o"] * tanh_c
             obs["c"] = tf.cast(c_raw, tf.float32)
             r = check_rows
             recon = tf.maximum(
-                _masked_max_diff(h_rec[:, :r], h_raw[sl][:, :r], vm[:, :r]),
+                _masked_max_diff(h_rec[:, :r], h_raw[lo:hi][:, :r], vm[:, :r]),
                 _masked_max_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
             )
             obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
         elif kind == "gru":
-            gates, h_rec = _gates_gru_seq(cell, xs[sl], h_prev[sl])
-            recon = _masked_max_diff(h_rec[:, :check_rows], h_raw[sl][:, :check_rows], vm[:, :check_rows])
+            gates, h_rec = _gates_gru_seq(cell, xs[lo:hi], h_prev[lo:hi])
+            recon = _masked_max_diff(h_rec[:, :check_rows], h_raw[lo:hi][:, :check_rows], vm[:, :check_rows])
             obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
         else:
             recon = tf.constant(0.0, tf.float32)
-        acc["recon"] = tf.maximum(acc["recon"], recon)
+        acc["recon"] = recon
         for name in names:
             if kind == "lstm" and name in ("i", "f", "o"):
                 continue
@@ -371,14 +365,59 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             g = obs[gate]
             _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
             _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
-        for name in samples:
-            samples[name].append(obs[name][:, :n_samples])
-    if kind == "lstm" and "c_max_abs" not in acc:
-        acc["c_max_abs"] = tf.zeros([units], tf.float32)
-    samples = {
-        name: tf.transpose(tf.concat(parts, axis=0), [1, 0, 2]) for name, parts in samples.items()
-    }  # [S, T, U]
+        for name in sample_names:
+            samples[name] = obs[name][:, :n_samples]
+        return acc, samples
+
+    # Chunks run one after the other (parallel_iterations=1) so that only one chunk's
+    # temporaries are alive per layer: in a plain Python loop the graph would run them all at
+    # once (at T = 250 x 3 LSTM 512 that took several GB).
+    init = _acc_zeros(kind, units)
+    sample_tas = {
+        name: tf.TensorArray(tf.float32, size=n_chunks, infer_shape=False, element_shape=tf.TensorShape([None, None, units]))
+        for name in sample_names
+    }
+
+    def body(i, acc, tas):
+        lo = i * chunk
+        hi = tf.minimum(n_steps, lo + chunk)
+        part, samples = chunk_stats(lo, hi)
+        merged = {}
+        for key, value in acc.items():
+            if key.endswith("_max_abs") or key == "recon":
+                merged[key] = tf.maximum(value, part[key])
+            else:
+                merged[key] = value + part[key]
+        tas = {name: ta.write(i, samples[name]) for name, ta in tas.items()}
+        return i + 1, merged, tas
+
+    _, acc, tas = tf.while_loop(
+        lambda i, *_: i < n_chunks, body, (tf.constant(0), init, sample_tas), parallel_iterations=1
+    )
+    acc = dict(acc)
+    acc["n_valid"] = tf.reduce_sum(tf.cast(valid, tf.float64))
+    samples = {name: tf.transpose(ta.concat(), [1, 0, 2]) for name, ta in tas.items()}  # [S, T, U]
     return acc, samples
+
+
+def _acc_zeros(kind, units):
+    """Initial accumulators (see `rnn_monitor.stats.units`)."""
+    zeros = tf.zeros([units], tf.float32)
+    acc = {
+        "recon": tf.constant(0.0, tf.float32),
+        "h_sum": tf.zeros([units], tf.float64),
+        "h_sumsq": tf.zeros([units], tf.float64),
+        "h_max_abs": zeros,
+        "h_sat": zeros,
+    }
+    for name in STATE_NAMES[kind]:
+        acc[f"{name}_nonfinite"] = zeros
+    if kind == "lstm":
+        acc["c_max_abs"] = zeros
+    for gate in SIGMOID_GATES.get(kind, ()):
+        acc[f"{gate}_low"] = zeros
+        acc[f"{gate}_high"] = zeros
+    return acc
 
 
 def _count(flags, vm, masked):
@@ -495,7 +534,9 @@ class Unroller:
         thresholds: Any,
         text_samples: int,
         gradients: bool,
+        flow: bool = True,
     ) -> None:
+        self.flow = flow
         self.model = model
         self.infos = list(infos)
         self.settings = ProbeSettings(thresholds, text_samples)
@@ -515,7 +556,9 @@ class Unroller:
         for trace in traces:
             if trace.info.kind == "custom":
                 trace.direct_state = _custom_state_is_output(trace.info)
-        with tf.GradientTape(persistent=True) as tape:
+        # Not persistent: a persistent tape makes every intermediate of the loops outlive the
+        # pass (+1.8 GB for one LSTM 512 at T = 250, against +0.3 GB for a training step).
+        with tf.GradientTape() as tape:
             with patched(traces, tape, self.settings):
                 y_pred = self.model(x, training=False)
                 loss = self._loss(x, y, y_pred, sample_weight) if self.gradients else None
@@ -548,13 +591,12 @@ class Unroller:
                 d_eps = tf.cast(grads[i], tf.float32)  # [T, B, U]
                 d_out = tf.cast(grads[n + i], tf.float32)
                 vcol = valid[:, :, None]
-                abs_eps = tf.where(vcol, tf.abs(d_eps), tf.zeros_like(d_eps))
-                abs_out = tf.where(vcol, tf.abs(d_out), tf.zeros_like(d_out))
-                res["grad_abs_sum"] = tf.reduce_sum(abs_eps, axis=1)  # [T, U]
-                res["out_abs_sum"] = tf.reduce_sum(abs_out, axis=1)
-                res["grad_norm_sum"] = tf.reduce_sum(
-                    tf.where(valid, tf.norm(d_eps, axis=-1), tf.zeros_like(validf)), axis=1
-                )
+                # At masked steps both gradients are exactly 0 (the step's eps / delta never
+                # reach the output: keras's `where` keeps the previous state), so plain sums
+                # over b are sums over the valid sequences.
+                res["grad_abs_sum"] = tf.reduce_sum(tf.abs(d_eps), axis=1)  # [T, U]
+                res["out_abs_sum"] = tf.reduce_sum(tf.abs(d_out), axis=1)
+                res["grad_norm_sum"] = tf.reduce_sum(tf.norm(d_eps, axis=-1), axis=1)
                 res["count_t"] = tf.reduce_sum(validf, axis=1)  # [T]
                 res["grad_nonfinite"] = tf.reduce_sum(
                     tf.cast(tf.logical_and(vcol, tf.logical_not(tf.math.is_finite(d_eps))), tf.float32)
@@ -565,10 +607,13 @@ class Unroller:
                 last = n_steps - 1 - rev_first  # [B]
                 d_eps_b = tf.transpose(grads[i], [1, 0, 2])  # [B, T, U]
                 v = tf.stop_gradient(tf.gather(d_eps_b, last, axis=1, batch_dims=1))  # [B, U]
-                flow = tape.gradient(
-                    trace.final_h, trace.eps, output_gradients=v,
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
+                # The flow's backward uses graph gradients (we are inside tf.function), so the
+                # tape need not be persistent.
+                flow = None
+                if self.flow:
+                    flow = tf.gradients(trace.final_h, trace.eps, grad_ys=v)[0]
+                if flow is None:
+                    flow = tf.zeros_like(trace.eps)
                 res["flow_norm"] = tf.transpose(tf.norm(tf.cast(flow, tf.float32), axis=-1), [1, 0])  # [B, T]
                 res["v_norm"] = tf.norm(tf.cast(v, tf.float32), axis=-1)
                 wg = grads[offset : offset + len(weights[i])]
@@ -590,7 +635,6 @@ class Unroller:
             t.info.name: tf.constant([float(t.h_bounded), float(t.tanh_output), float(t.direct_state)])
             for t in traces
         }
-        del tape
         return results
 
     def run(self, x, y=None, sample_weight=None) -> dict:
