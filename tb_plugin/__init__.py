@@ -1,0 +1,1 @@
+"""The "RNN Monitor" TensorBoard dashboard (entry point `tensorboard_plugins: rnn_monitor`)."""
