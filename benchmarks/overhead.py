@@ -171,6 +171,11 @@ def overhead(steps: int, rounds: int, log_root: str) -> dict:
         "median_step_seconds": statistics.median(step_times["plain"]),
         "median_step_seconds_by_setup": {k: statistics.median(v) for k, v in step_times.items()},
         "epoch_end_over_step": (statistics.median(timed_end) / statistics.median(step_times["plain"])) if timed_end else None,
+        # Robust to a noisy shared machine: what the monitor adds (its epoch end; it leaves the
+        # training steps alone, see median_step_seconds_by_setup) over the plain epoch's steps.
+        "estimated_ratio_rnn_monitor": (
+            1.0 + statistics.median(timed_end) / (steps * statistics.median(step_times["plain"]))
+        ) if timed_end else None,
         "monitor_epoch_end_seconds_median": statistics.median(timed_end) if timed_end else None,
         "monitor_epoch_end_seconds_first": TimedMonitor.epoch_end_seconds[0],
         "monitor_bytes_per_epoch_max": max(TimedMonitor.epoch_bytes[1:] or TimedMonitor.epoch_bytes),
