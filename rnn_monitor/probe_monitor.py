@@ -18,13 +18,15 @@ Masked (padded) steps: NaN in timestep_gradients / output_gradients / timestep_g
 (where no probe sequence is valid at that step; otherwise the batch mean runs over the valid
 sequences only), NaN in activations, excluded from every statistic.
 
-Byte cap: `max_bytes_per_epoch` (default `DEFAULT_MAX_BYTES`, 1.8 MB) bounds what is written per
+Byte cap: `max_bytes_per_epoch` (default `DEFAULT_MAX_BYTES`, 1.9 MB) bounds what is written per
 logged epoch, counting everything written through the shared writer since this part last wrote
-(the weight part's histograms and images included). The gradient tensors (G, output gradients,
-g, F) are always written; then, while the budget allows, the tokens, the heatmap image and the
-activations (h of every layer first, then c, then the gates). What was left out is said once in
-the log. With the defaults the reference model (Embedding 32 -> LSTM 128 -> LSTM 128, T = 100,
-4 text samples) writes about 1.5 MB per epoch in total, everything included.
+(the weight part's histograms and images and the previous epoch's scalars included). The
+gradient tensors (G and output gradients in float32, g, F) are always written; then, while the
+budget allows, the tokens, the gradient heatmap image and the activations (h of every layer
+first, then c, then the gates). What was left out is said once in the log. With the defaults the
+reference model of `benchmarks/overhead.py` (Embedding 32 -> LSTM 128 -> LSTM 128, T = 100, 4
+text samples) writes 1.87 - 1.89 MB per epoch in total and the cap leaves out the g and o gate
+activations of its second layer (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -46,21 +48,6 @@ logger = logging.getLogger("rnn_monitor")
 DEFAULT_MAX_BYTES = 1_900_000
 RECON_TOLERANCE = 1e-5
 MAX_IMAGE_STEPS = 1024
-
-
-def half_proto(array: np.ndarray) -> Any:
-    """A float16 TensorProto with packed content (2 bytes a value).
-
-    TensorBoard's `make_tensor_proto` writes float16 one value at a time into ``half_val`` (slow
-    in Python, and about twice the bytes); `make_ndarray` reads packed content back the same.
-    """
-    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
-
-    data = np.ascontiguousarray(array, dtype="<f2")
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in data.shape]
-    )
-    return tensor_pb2.TensorProto(dtype=types_pb2.DT_HALF, tensor_shape=shape, tensor_content=data.tobytes())
 
 
 def _is_dataset(data: Any) -> bool:
@@ -449,7 +436,7 @@ class ProbeMonitor:
             optional.append((0, size, ("image", f"{name}/timestep_gradients", rgb, description), f"{name} image"))
         order = {s: i for i, s in enumerate(_state_names(info))}
         for state, arr in out.get("activations", {}).items():
-            data = half_proto(arr)
+            data = arr.astype(np.float16)  # the writer stores float16 packed
             priority = 1 + min(order.get(state, 9), 2)  # h, then c, then the gates
             optional.append(
                 (priority, arr.size * 2 + 300, (metadata.ACTIVATIONS, data, name, state), f"{name} {state}")
