@@ -43,6 +43,7 @@ writing (see its docstring).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Any, Optional, Sequence
 
@@ -542,7 +543,9 @@ class Unroller:
         self.settings = ProbeSettings(thresholds, text_samples)
         self.gradients = gradients
         self.traces_count = 0
-        self._fn = tf.function(self._probe, reduce_retracing=True)
+        # A partial (no __code__): TensorFlow's "frequent retracing" warning counts calls per
+        # code object, so one function per monitor would add up across monitors in a process.
+        self._fn = tf.function(functools.partial(Unroller._probe, self), reduce_retracing=True)
 
     def _loss(self, x, y, y_pred, sample_weight):
         model = self.model
