@@ -138,3 +138,28 @@ def test_probe_data_forms_and_errors(log_dir, caplog):
         p.start()
     assert not p.gradients and "no compiled loss" in caplog.text
     assert p.describe()["timesteps"] == 5 and p.x.shape == (4, 5, 2)
+
+
+def test_byte_cap_keeps_gradients_and_drops_activations_in_order(log_dir, caplog):
+    from rnn_monitor.record import EpochRecord
+
+    model = keras.Sequential([keras.Input((T, 2)), keras.layers.LSTM(16, name="lstm"), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(4, T, 2)).astype("float32")
+    writer = SummaryWriter(log_dir)
+    # room for the gradients and about two activation tensors (4 x 8 x 16 float16 = 1 kB each)
+    probe = ProbeMonitor(model, find_rnn_layers(model), (x, np.zeros((4, 1), "float32")), writer,
+                         Thresholds(), images=False, max_bytes_per_epoch=3500)
+    probe.start()
+    with caplog.at_level(logging.WARNING, logger="rnn_monitor"):
+        probe.log_epoch(0, EpochRecord(0))
+    writer.flush()
+    assert "byte cap" in caplog.text and "lstm g" in caplog.text
+    from rnn_monitor.events import event_files, read_events
+
+    tags = {v.tag for f in event_files(log_dir) for e in read_events(f) if e.HasField("summary") for v in e.summary.value}
+    for kind in ("timestep_gradients", "output_gradients", "timestep_grad_norm", "temporal_flow"):
+        assert f"lstm/_rnn_monitor/{kind}" in tags
+    assert "lstm/_rnn_monitor/activations/h" in tags
+    assert "lstm/_rnn_monitor/activations/o" not in tags
+    assert writer.bytes_this_step <= 3500 + 2600  # the gradient tensors are always written
