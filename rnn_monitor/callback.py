@@ -51,6 +51,11 @@ class RNNMonitor(keras.callbacks.Callback):
         raise_errors: raise errors of the monitor itself instead of logging them.
     """
 
+    # The only batch hook starts the monitor once for models built by their first step; it reads
+    # the model's structure and never touches training state, so Keras may keep dispatching
+    # batch ends asynchronously (it waits for them before `on_epoch_end`).
+    async_safe = True
+
     def __init__(
         self,
         log_dir: str,

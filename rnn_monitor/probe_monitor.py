@@ -436,7 +436,8 @@ class ProbeMonitor:
             optional.append((0, size, ("image", f"{name}/timestep_gradients", rgb, description), f"{name} image"))
         order = {s: i for i, s in enumerate(_state_names(info))}
         for state, arr in out.get("activations", {}).items():
-            data = arr.astype(np.float16)  # the writer stores float16 packed
+            with np.errstate(over="ignore"):  # beyond float16's 65504 is stored as +-Inf
+                data = arr.astype(np.float16)  # the writer stores float16 packed
             priority = 1 + min(order.get(state, 9), 2)  # h, then c, then the gates
             optional.append(
                 (priority, arr.size * 2 + 300, (metadata.ACTIVATIONS, data, name, state), f"{name} {state}")
