@@ -151,7 +151,8 @@ class RNNMonitor(keras.callbacks.Callback):
         self.infos = self._select_layers(find_rnn_layers(self.model))
         if self.writer is None:
             self.writer = SummaryWriter(self.run_dir)
-        if not self._parts:
+        if "writer" not in self._parts:
+            self._parts["writer"] = self.writer
             self._parts["weights"] = WeightMonitor(
                 self.infos, self.writer, histograms=self.histograms, weight_images=self.images
             )
@@ -224,17 +225,16 @@ class RNNMonitor(keras.callbacks.Callback):
             return
         if self._last_epoch is not None and self._last_logged != self._last_epoch:
             self._log_epoch(self._last_epoch)
-        self.writer.flush()
+        self._guard("writer", lambda writer: writer.flush())
 
     def _log_epoch(self, epoch: int) -> None:
         record = EpochRecord(epoch)
         self._guard("weights", lambda part: part.log_epoch(epoch, record))
         self._guard("probe", lambda part: part.log_epoch(epoch, record))
-        for layer, values in record.scalars.items():
-            for name, value in values.items():
-                self.writer.scalar(metadata.scalar_tag(layer, name), value, epoch)
+        self._guard("writer", lambda writer: _write_scalars(writer, record))
         self._guard("alerts", lambda part: part.evaluate(epoch, record, self.model))
-        self.writer.flush()
+        # On disk within ~0.1 s, on a background thread, while the next epoch trains.
+        self._guard("writer", lambda writer: writer.flush(wait=False))
         self._last_logged = epoch
 
     def _guard(self, name: str, action: Callable[[Any], Any]) -> None:
@@ -254,3 +254,10 @@ class RNNMonitor(keras.callbacks.Callback):
                 traceback.format_exc(),
             )
             self._parts[name] = None
+
+
+def _write_scalars(writer: SummaryWriter, record: EpochRecord) -> None:
+    """Every scalar the parts measured, as standard TensorBoard scalars at the record's epoch."""
+    for layer, values in record.scalars.items():
+        for name, value in values.items():
+            writer.scalar(metadata.scalar_tag(layer, name), value, record.epoch)

@@ -129,3 +129,32 @@ def test_resumed_fit_continues_epoch_numbers_and_update_ratios(log_dir):
     assert run.epochs == [0, 1, 2, 3]
     epochs, _ = run.scalar("lstm", "kernel/i/update_ratio")
     assert list(epochs) == [1, 2, 3]
+
+
+def test_each_epoch_is_on_disk_while_the_next_one_trains(log_dir):
+    seen = {}
+
+    class Peek(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                monitor.writer._join_flush()  # the background flush of epoch 1 has finished
+                seen["epochs"] = load_run(log_dir).epochs
+
+    monitor = RNNMonitor(log_dir, raise_errors=True, alerts=False)
+    x, y = _data()
+    _model().fit(x, y, epochs=3, verbose=0, callbacks=[monitor, Peek()])
+    assert seen["epochs"] == [0, 1]
+
+
+def test_a_failing_disk_write_never_stops_training(log_dir, monkeypatch, caplog):
+    from rnn_monitor.writer import SummaryWriter
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SummaryWriter, "scalar", full_disk)
+    x, y = _data()
+    with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
+        history = _model().fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False)])
+    assert len(history.history["loss"]) == 2
+    assert "writer part failed" in caplog.text and "No space left" in caplog.text
