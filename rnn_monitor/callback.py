@@ -19,7 +19,7 @@ import keras
 
 from rnn_monitor import metadata
 from rnn_monitor.anatomy import RNNLayerInfo, find_rnn_layers
-from rnn_monitor.config import Thresholds
+from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds
 from rnn_monitor.distribute import is_chief
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.weights_monitor import WeightMonitor
@@ -44,6 +44,8 @@ class RNNMonitor(keras.callbacks.Callback):
         text_samples: probe sequences whose activations are kept for the text view.
         max_timesteps: probe only the last `max_timesteps` steps of each sequence.
         units: indices of the units whose activations are written (default all).
+        max_bytes_per_epoch: what one logged epoch may write (gradient tensors always, then
+            tokens, images and activations while they fit); None for no cap.
         thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
         alerts: run the alert rules.
         on_alert: called with each new alert record.
@@ -68,6 +70,7 @@ class RNNMonitor(keras.callbacks.Callback):
         text_samples: int = 4,
         max_timesteps: Optional[int] = None,
         units: Optional[Sequence[int]] = None,
+        max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES_PER_EPOCH,
         thresholds: Optional[Mapping[str, Any]] = None,
         alerts: bool = True,
         on_alert: Optional[Callable[[dict], Any]] = None,
@@ -89,6 +92,7 @@ class RNNMonitor(keras.callbacks.Callback):
         self.text_samples = int(text_samples)
         self.max_timesteps = max_timesteps
         self.units = list(units) if units is not None else None
+        self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
         self.on_alert = on_alert
@@ -185,6 +189,7 @@ class RNNMonitor(keras.callbacks.Callback):
             max_timesteps=self.max_timesteps,
             units=self.units,
             images=self.images,
+            max_bytes_per_epoch=self.max_bytes_per_epoch,
         )
         probe.start()  # validates probe data: a wrong shape is an error before training
         return probe

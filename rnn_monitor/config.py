@@ -6,6 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional
 
+# What one logged epoch may write by default: keeps the reference model (Embedding 32 ->
+# LSTM 128 -> LSTM 128, T = 100) under 2 MB an epoch with everything included.
+DEFAULT_MAX_BYTES_PER_EPOCH = 1_900_000
+
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:

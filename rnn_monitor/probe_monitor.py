@@ -25,8 +25,8 @@ gradient tensors (G and output gradients in float32, g, F) are always written; t
 budget allows, the tokens, the gradient heatmap image and the activations (h of every layer
 first, then c, then the gates). What was left out is said once in the log. With the defaults the
 reference model of `benchmarks/overhead.py` (Embedding 32 -> LSTM 128 -> LSTM 128, T = 100, 4
-text samples) writes 1.87 - 1.89 MB per epoch in total and the cap leaves out the g and o gate
-activations of its second layer (docs/performance.md).
+text samples) writes 1.69 MB per epoch in total, every activation state included
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ import numpy as np
 
 from rnn_monitor import images, metadata
 from rnn_monitor.anatomy import RNNLayerInfo
+from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.record import EpochRecord, NonFinite
 from rnn_monitor.stats import gradients as gstats
 from rnn_monitor.stats import units as ustats
 
 logger = logging.getLogger("rnn_monitor")
 
-DEFAULT_MAX_BYTES = 1_900_000
+DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
 RECON_TOLERANCE = 1e-5
 MAX_IMAGE_STEPS = 1024
 
