@@ -28,7 +28,6 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -45,19 +44,11 @@ BATCH = 64
 
 
 def stdlib_text(max_chars: int) -> str:
-    """Source of the standard library's top-level modules, sorted, up to `max_chars`."""
-    parts, total = [], 0
-    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.__file__), "*.py"))):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except (UnicodeDecodeError, OSError):
-            continue
-        parts.append(text)
-        total += len(text)
-        if total >= max_chars:
-            break
-    return "".join(parts)[:max_chars]
+    """The same corpus as the demo: the standard library's own source (examples/char_lstm.py)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples"))
+    from char_lstm import stdlib_source
+
+    return stdlib_source(max_chars)
 
 
 def dataset(n_sequences: int, seed: int = 0):
