@@ -72,6 +72,13 @@ def make_dataset(size: Size, seed: int = 0):
     # Probe sequences start at line starts, so the text view reads naturally.
     starts = [i + 1 for i in range(len(held_out) - size.seq_len - 2) if held_out[i] == index["\n"]]
     picks = np.sort(rng.choice(starts, size=min(size.batch, len(starts)), replace=False))
+    # The dashboard's text view shows the first few probe sequences: put those with a string
+    # literal and a comment first, so that quote- and comment-tracking units have text to show.
+    def shows_features(start: int) -> int:
+        window = "".join(vocabulary[i] for i in held_out[start : start + size.seq_len])
+        return -(("'" in window or '"' in window) + ("#" in window))
+
+    picks = sorted(picks, key=shows_features)
     probe_x = np.stack([held_out[s : s + size.seq_len] for s in picks])
     probe_y = np.stack([held_out[s + 1 : s + size.seq_len + 1] for s in picks])
     return train, probe_x, probe_y, vocabulary
