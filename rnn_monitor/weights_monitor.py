@@ -3,14 +3,14 @@ and the weight heatmap image, for every monitored layer, at every logged epoch."
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from rnn_monitor import images
 from rnn_monitor.anatomy import RNNLayerInfo
 from rnn_monitor.record import EpochRecord, NonFinite
-from rnn_monitor.stats.weights import gate_statistics, nonfinite_count
+from rnn_monitor.stats.weights import gate_statistics
 from rnn_monitor.writer import SummaryWriter
 
 
@@ -30,14 +30,15 @@ class WeightMonitor:
         self.weight_images = weight_images
         self._previous: dict[str, dict] = {}
 
-    def log_epoch(self, epoch: int, record: EpochRecord, layers: Optional[Sequence[RNNLayerInfo]] = None) -> None:
-        for info in layers if layers is not None else self.infos:
+    def log_epoch(self, epoch: int, record: EpochRecord) -> None:
+        for info in self.infos:
             arrays = info.weight_arrays()
             blocks = info.gate_blocks(arrays)
-            for name, value in gate_statistics(blocks, self._previous.get(info.name)).items():
+            stats = gate_statistics(blocks, self._previous.get(info.name))
+            for name, value in stats.items():
                 record.set_scalar(info.name, name, value)
             for (role, gate), block in blocks.items():
-                count = nonfinite_count(block)
+                count = int(stats[f"{role}/{gate}/nonfinite"])
                 if count:
                     record.nonfinite.append(NonFinite(info.name, role, gate, count))
                 if self.histograms:

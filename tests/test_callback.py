@@ -96,7 +96,7 @@ def test_shares_a_log_dir_with_keras_tensorboard_and_shows_in_tensorboard(log_di
 
 
 def test_a_failing_part_is_switched_off_and_training_goes_on(log_dir, monkeypatch, caplog):
-    def broken(self, epoch, record, layers=None):
+    def broken(self, epoch, record):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(WeightMonitor, "log_epoch", broken)
