@@ -135,3 +135,15 @@ def split_scalar_tag(tag: str, layers: Iterable[str]) -> Optional[tuple[str, str
     if best is None:
         return None
     return best, tag[len(best) + 1 :]
+
+
+def decode_text(value: Any) -> str:
+    """A string written by the writer, as the reader or the plugin gets it back: a numpy
+    string scalar or array element, bytes, or a string TensorProto (its first value)."""
+    if hasattr(value, "string_val"):  # a TensorProto
+        value = value.string_val[0]
+    elif hasattr(value, "shape") and hasattr(value, "ravel"):  # a numpy array
+        value = value.item() if value.shape == () else value.ravel()[0]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)

@@ -62,7 +62,7 @@ class Run:
         manifests = self._tensors.get(metadata.plugin_tag(metadata.MANIFEST), {})
         if not manifests:
             raise NoRunError(f"{run_dir!r} has event files but no rnn-monitor manifest")
-        self.manifest: dict = json.loads(_as_text(manifests[max(manifests)][1]))
+        self.manifest: dict = json.loads(metadata.decode_text(manifests[max(manifests)][1]))
         self.layers: list[str] = [layer["name"] for layer in self.manifest.get("layers", [])]
         epochs = {step for tag, series in self._scalars.items() for step in series}
         self.epochs: list[int] = sorted(epochs)
@@ -167,29 +167,19 @@ class Run:
         if not series:
             return None
         arr = series[max(series)]
-        return np.vectorize(_as_text, otypes=[object])(arr)
+        return np.vectorize(metadata.decode_text, otypes=[object])(arr)
 
     @property
     def alerts(self) -> list[dict]:
         """Every alert raised, oldest first: ``{epoch, layer, kind, message, value, threshold}``."""
         out = []
         for epoch, tensor in self._series(metadata.ALERTS).items():
-            for alert in json.loads(_as_text(tensor)):
+            for alert in json.loads(metadata.decode_text(tensor)):
                 out.append(dict(alert, epoch=alert.get("epoch", epoch)))
         return out
 
     def __repr__(self) -> str:
         return f"Run({self.run_dir!r}, layers={self.layers}, epochs={self.epochs})"
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.item() if value.shape == () else value
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if hasattr(value, "string_val"):  # a TensorProto
-        return value.string_val[0].decode("utf-8")
-    return str(value)
 
 
 def load_run(log_dir: str) -> Run:

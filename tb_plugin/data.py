@@ -111,14 +111,6 @@ def finite_range(arr: np.ndarray, positive: bool = False) -> tuple[Optional[floa
     return float(a.min()), float(a.max())
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        value = value.item() if value.shape == () else value.ravel()[0]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
 # --------------------------------------------------------------------------- index
 @dataclass
 class LayerIndex:
@@ -212,7 +204,7 @@ class Source:
         if not series:
             return None
         try:
-            parsed = json.loads(_text(series[-1][1]))
+            parsed = json.loads(metadata.decode_text(series[-1][1]))
         except (ValueError, TypeError):
             return None
         return parsed if isinstance(parsed, dict) else None
@@ -629,7 +621,7 @@ def _tokens(src: Source, run: RunIndex, n_seq: int, n_t: int) -> Optional[list[l
         return None
     out = []
     for s in range(min(n_seq, arr.shape[0])):
-        row = [_text(v) for v in arr[s, -n_t:]] if arr.shape[1] >= n_t else [_text(v) for v in arr[s]]
+        row = [metadata.decode_text(v) for v in arr[s, -n_t:]] if arr.shape[1] >= n_t else [metadata.decode_text(v) for v in arr[s]]
         out.append(row)
     return out
 
@@ -677,7 +669,7 @@ def alerts_response(src: Source, run_name: str) -> dict:
         steps = [s for s, _ in series]
         for step, value in series:
             try:
-                records = json.loads(_text(value))
+                records = json.loads(metadata.decode_text(value))
             except (ValueError, TypeError):
                 continue
             for rec in records if isinstance(records, list) else []:
