@@ -1,4 +1,4 @@
-"""Write a synthetic RNN Monitor log exactly as `rnn_monitor.metadata` lays it out.
+"""Write a synthetic RNN Monitor log exactly as `rnn_monitor.logdir.metadata` lays it out.
 
 For the dashboard's tests, benchmark and screenshots when no real training run is wanted:
 every plugin tensor kind (manifest, tokens, alerts, timestep_gradients, output_gradients,
@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from rnn_monitor import metadata
-from rnn_monitor.writer import SummaryWriter
+from rnn_monitor.logdir import metadata
+from rnn_monitor.logdir.writer import SummaryWriter
 
 GATES = {"lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"], "simple_rnn": ["h"]}
 THRESHOLDS = {

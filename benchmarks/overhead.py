@@ -198,11 +198,11 @@ def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from rnn_monitor.anatomy import find_rnn_layers
+    from rnn_monitor.model.anatomy import find_rnn_layers
     from rnn_monitor.config import Thresholds
-    from rnn_monitor.probe_monitor import ProbeMonitor
+    from rnn_monitor.probe.monitor import ProbeMonitor
     from rnn_monitor.record import EpochRecord
-    from rnn_monitor.writer import SummaryWriter
+    from rnn_monitor.logdir.writer import SummaryWriter
 
     vocab = 96
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """How fast the RNN Monitor dashboard answers on a large log (a measurement, not a test).
 
 Writes (or reuses) a synthetic log of 100 epochs x 4 layers x T=200 x 256 units laid out as
-`rnn_monitor.metadata` says (`make_synthetic_log.py`), starts a real `tensorboard` with
+`rnn_monitor.logdir.metadata` says (`make_synthetic_log.py`), starts a real `tensorboard` with
 ``--samples_per_plugin rnn_monitor=0`` (every epoch kept: the worst case), and times:
 
 * each JSON route over HTTP, first ("cold": decoded from the data provider) and warm (median

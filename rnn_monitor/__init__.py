@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnn_monitor.reader import Run, load_run
+from rnn_monitor.logdir.reader import Run, load_run
 
 __version__ = "0.1.0"
 __all__ = ["RNNMonitor", "Run", "load_run", "__version__"]

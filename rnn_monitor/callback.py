@@ -17,13 +17,13 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import keras
 
-from rnn_monitor import metadata
-from rnn_monitor.anatomy import RNNLayerInfo, find_rnn_layers
+from rnn_monitor.logdir import metadata
+from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds
 from rnn_monitor.distribute import is_chief
 from rnn_monitor.record import EpochRecord
-from rnn_monitor.weights_monitor import WeightMonitor
-from rnn_monitor.writer import SummaryWriter
+from rnn_monitor.weights.monitor import WeightMonitor
+from rnn_monitor.logdir.writer import SummaryWriter
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -176,7 +176,7 @@ class RNNMonitor(keras.callbacks.Callback):
         return int(self.params.get("initial_epoch", 0) or 0) if self.params else 0
 
     def _make_probe(self) -> Any:
-        from rnn_monitor.probe_monitor import ProbeMonitor
+        from rnn_monitor.probe.monitor import ProbeMonitor
 
         probe = ProbeMonitor(
             model=self.model,

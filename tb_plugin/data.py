@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 from tensorboard.data import provider as tb_provider
 
-from rnn_monitor import metadata
+from rnn_monitor.logdir import metadata
 
 SAMPLES_FLAG = f"--samples_per_plugin {metadata.PLUGIN_NAME}=0"
 SCALARS_PLUGIN = "scalars"

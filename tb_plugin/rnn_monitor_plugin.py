@@ -33,7 +33,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from rnn_monitor import metadata
+from rnn_monitor.logdir import metadata
 from tb_plugin import data
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import pytest
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 
 from rnn_monitor import RNNMonitor, load_run
-from rnn_monitor.anatomy import NoRNNLayerError
-from rnn_monitor.weights_monitor import WeightMonitor
+from rnn_monitor.model.anatomy import NoRNNLayerError
+from rnn_monitor.weights.monitor import WeightMonitor
 
 
 def _data(n=16, t=5, f=3):
@@ -147,7 +147,7 @@ def test_each_epoch_is_on_disk_while_the_next_one_trains(log_dir):
 
 
 def test_a_failing_disk_write_never_stops_training(log_dir, monkeypatch, caplog):
-    from rnn_monitor.writer import SummaryWriter
+    from rnn_monitor.logdir.writer import SummaryWriter
 
     def full_disk(self, *args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -1,0 +1,152 @@
+"""The `rnn-monitor` command line: `report LOGDIR` and `check LOGDIR` (see `--help`).
+
+Reads logs with `rnn_monitor.logdir.reader` only: it never imports TensorFlow, so it starts fast and
+runs where TensorFlow is not installed (a CI job that only checks logs).
+
+Exit status: 0 success (`check`: no alert), 1 (`check` only) at least one alert was raised,
+2 the path holds no rnn-monitor data or cannot be read (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+EXIT_OK = 0
+EXIT_ALERTS = 1
+EXIT_NO_DATA = 2
+
+
+class CLIError(Exception):
+    """A problem to report on one stderr line, with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnn-monitor",
+        description="Summaries and CI checks of the logs written by rnn_monitor.RNNMonitor.",
+    )
+    from rnn_monitor import __version__
+
+    parser.add_argument("--version", action="version", version=f"rnn-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{report,check}")
+    sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "logdir", metavar="LOGDIR",
+        help="a log_dir given to RNNMonitor, or a directory holding several of them",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument(
+        "--color", "--colour", dest="color", choices=("auto", "always", "never"), default="auto",
+        help="colour the text output (default: auto, only on a terminal)",
+    )
+    sub.add_parser(
+        "report", parents=[common],
+        help="per run and layer: latest ratios, gradient-horizon and gate-norm trends, alerts",
+        description="Per run and layer: latest unit ratios, gradient-horizon trend, per-gate "
+        "weight-norm trend over epochs, and the alerts.",
+    )
+    check = sub.add_parser(
+        "check", parents=[common],
+        help="print the alerts; exit 1 if any was raised (0 if none, 2 if no data)",
+        description="Print the alerts of every run; exit status 1 when any alert was raised, "
+        "0 when none, 2 when LOGDIR holds no rnn-monitor data.",
+    )
+    check.add_argument(
+        "--ignore", metavar="KINDS", default="",
+        help="comma-separated alert kinds that do not fail the check (e.g. saturated,dead)",
+    )
+    return parser
+
+
+def _load_runs(logdir: str) -> list[tuple[str, object]]:
+    """``(name, Run)`` for every run under `logdir` (itself a log_dir, or a parent of several)."""
+    from rnn_monitor.logdir import reader
+
+    if not os.path.exists(logdir):
+        raise CLIError(f"{logdir}: no such file or directory")
+    if not os.path.isdir(logdir):
+        raise CLIError(f"{logdir}: not a directory (give the log_dir passed to RNNMonitor)")
+    try:
+        run_dirs = [reader.find_run_dir(logdir)]
+    except reader.NoRunError:
+        run_dirs = reader.find_run_dirs(logdir)
+    if not run_dirs:
+        raise CLIError(
+            f"{logdir}: no rnn-monitor data found (expected {os.path.join(logdir, 'rnn_monitor')} "
+            "with event files, written by RNNMonitor(log_dir=...))"
+        )
+    runs, problems = [], []
+    base = os.path.abspath(logdir)
+    for run_dir in run_dirs:
+        parent = os.path.dirname(os.path.abspath(run_dir))
+        if os.path.basename(os.path.abspath(run_dir)) != "rnn_monitor":
+            parent = os.path.abspath(run_dir)
+        name = os.path.relpath(parent, base) if parent != base else os.path.basename(base) or base
+        if parent != base and name.startswith(".."):
+            name = parent
+        try:
+            runs.append((name, reader.Run(run_dir)))
+        except reader.NoRunError as exc:
+            problems.append(str(exc))
+        except Exception as exc:  # a corrupt or half-written file: say which, go on
+            problems.append(f"{run_dir}: cannot read ({type(exc).__name__}: {exc})")
+    if not runs:
+        raise CLIError(f"{logdir}: no readable rnn-monitor run ({problems[0]})")
+    for problem in problems:
+        print(f"rnn-monitor: warning: skipped {problem}", file=sys.stderr)
+    return runs
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except CLIError as exc:
+        print(f"rnn-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_NO_DATA
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `rnn-monitor report runs | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except Exception as exc:  # never a traceback for the user; say what failed
+        print(f"rnn-monitor: error: {args.logdir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_NO_DATA
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rnn_monitor.cli import check, report, terminal
+
+    runs = _load_runs(args.logdir)
+    summaries = [report.summarize_run(run, name) for name, run in runs]
+    if not any(s["epochs"] for s in summaries):
+        raise CLIError(
+            f"{args.logdir}: no epoch logged yet (RNNMonitor writes at the end of each logged epoch)"
+        )
+    style = terminal.Style(terminal.use_colour(args.color, sys.stdout), terminal.can_unicode(sys.stdout))
+    if args.command == "report":
+        if args.json:
+            n_alerts = sum(len(s["alerts"]) for s in summaries)
+            print(json.dumps({"runs": summaries, "alerts": n_alerts}, indent=2, allow_nan=False))
+        else:
+            print(report.format_report(summaries, style))
+        return EXIT_OK
+    try:
+        n_alerts, text = check.run_check(summaries, args.ignore, args.json, style)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    print(text)
+    return EXIT_ALERTS if n_alerts else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

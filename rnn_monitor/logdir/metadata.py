@@ -1,0 +1,149 @@
+"""The on-disk contract between the writer, the reader and the TensorBoard plugin.
+
+TensorFlow-free on purpose: the plugin (which runs inside TensorBoard, often without
+TensorFlow) and `load_run` import this module; the callback's writer imports it too, so
+tag names, the plugin name and the content version live in exactly one place.
+
+Layout of what `RNNMonitor(log_dir)` writes, all in ``<log_dir>/rnn_monitor/`` (one
+TensorBoard run beside Keras's own ``train`` / ``validation`` runs):
+
+* standard scalars, tag ``<layer>/<scalar name>`` (see `scalar_tag`);
+* standard histograms, tag ``<layer>/<role>/<gate>`` (role: kernel, recurrent_kernel, bias);
+* standard images, tag ``<layer>/weights`` and ``<layer>/timestep_gradients``;
+* a standard text summary ``alerts``;
+* plugin tensors (plugin name `PLUGIN_NAME`, ``data_class`` TENSOR), one per kind below.
+  Per-timestep arrays are in input order (position in the input sequence) for every layer,
+  backward halves included; the temporal flow F[k] counts steps back from the layer's last
+  computed state, in its own processing order (see `rnn_monitor.probe.monitor`).
+  Per layer: tag ``<layer>/_rnn_monitor/<kind>``; activations add ``/<state>``.
+  Run-wide: tag ``_rnn_monitor/<kind>``. The summary metadata's content is JSON:
+  ``{"version": CONTENT_VERSION, "kind": ..., "layer": ..., "state": ...}``.
+
+The TensorBoard step is always the Keras epoch (0-based).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Optional
+
+from tensorboard.compat.proto import summary_pb2
+
+PLUGIN_NAME = "rnn_monitor"
+CONTENT_VERSION = 1
+RUN_SUBDIR = "rnn_monitor"
+PREFIX = "_rnn_monitor"
+
+# Run-wide plugin tensors.
+MANIFEST = "manifest"  # string scalar: JSON, see `manifest` in callback (layers, gates, probe)
+TOKENS = "tokens"  # string [S, T]: decoded probe tokens for the text view
+ALERTS = "alerts"  # string scalar: JSON list of alert records raised at that epoch
+
+# Per-layer plugin tensors, one per logged epoch.
+# G and the output gradients are float32, not float16: vanishing gradients (1e-8 .. 1e-30) are
+# exactly what they must show, and float16 flushes everything below 6e-8 to 0.
+TIMESTEP_GRADIENTS = "timestep_gradients"  # float32 [T, U]: G[t,u] = mean_b |dL/dh_t|, NaN masked
+OUTPUT_GRADIENTS = "output_gradients"  # float32 [T, U]: mean_b |dL/d(out_t)| (direct path)
+TIMESTEP_GRAD_NORM = "timestep_grad_norm"  # float32 [T]: g[t] = mean_b ||dL/dh_t||
+TEMPORAL_FLOW = "temporal_flow"  # float32 [K]: F[k], k = 0 .. K-1
+# ACTIVATIONS: float16 [S, T, U], one tensor per state (the tag's last part), for the first S
+# probe sequences (NaN at masked steps), in input order; U = the chosen `units` (default all).
+# State names: every cell "h" (its output); LSTM also "c" (cell state) and gates "i", "f",
+# "g" (the candidate c~, named g so it does not clash with c), "o"; GRU gates "z", "r", "hh"
+# (the candidate h~). Gates are left out for a layer whose rebuilt gates disagree with the cell.
+ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) for S sequences
+
+LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS)
+RUN_KINDS = (MANIFEST, TOKENS, ALERTS)
+
+# Scalar names written per layer (the gate-wise ones are built by `gate_scalar_name`).
+HEALTH_SCALARS = (
+    "dead_ratio",
+    "exploding_ratio",
+    "saturated_ratio",
+    "grad_norm",
+    "grad_horizon",
+)
+WEIGHT_ROLES = ("kernel", "recurrent_kernel", "bias")
+GATE_STATS = ("l2", "update_ratio", "nonfinite")
+
+
+def plugin_tag(kind: str, layer: Optional[str] = None, state: Optional[str] = None) -> str:
+    """Tag of a plugin tensor: run-wide when `layer` is None."""
+    if layer is None:
+        return f"{PREFIX}/{kind}"
+    tag = f"{layer}/{PREFIX}/{kind}"
+    return f"{tag}/{state}" if state else tag
+
+
+def scalar_tag(layer: str, name: str) -> str:
+    """Tag of a standard scalar, e.g. ``lstm/kernel/i/l2``: grouped by layer in TensorBoard."""
+    return f"{layer}/{name}"
+
+
+def gate_scalar_name(role: str, gate: str, stat: str) -> str:
+    """``{kernel|recurrent_kernel|bias}/{gate}/{l2|update_ratio|nonfinite}``."""
+    return f"{role}/{gate}/{stat}"
+
+
+def create_summary_metadata(
+    kind: str, layer: Optional[str] = None, state: Optional[str] = None, **extra: Any
+) -> summary_pb2.SummaryMetadata:
+    """SummaryMetadata for a plugin tensor; `data_class` TENSOR so TensorBoard keeps it."""
+    content: dict[str, Any] = {"version": CONTENT_VERSION, "kind": kind}
+    if layer is not None:
+        content["layer"] = layer
+    if state is not None:
+        content["state"] = state
+    content.update(extra)
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(content).encode("utf-8")
+        ),
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
+
+
+def parse_plugin_content(content: bytes) -> dict[str, Any]:
+    """Decode a plugin tensor's metadata content; raises ValueError for unknown versions."""
+    if not isinstance(content, (bytes, bytearray)):
+        raise TypeError("plugin content must be bytes")
+    try:
+        parsed = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not rnn_monitor plugin content: {exc}") from exc
+    if not isinstance(parsed, dict) or "kind" not in parsed:
+        raise ValueError("not rnn_monitor plugin content: no 'kind'")
+    version = parsed.get("version", 0)
+    if version > CONTENT_VERSION:
+        raise ValueError(
+            f"log written by a newer rnn-monitor (content version {version}, "
+            f"this one reads up to {CONTENT_VERSION}): upgrade rnn-monitor"
+        )
+    return parsed
+
+
+def split_scalar_tag(tag: str, layers: Iterable[str]) -> Optional[tuple[str, str]]:
+    """Split ``<layer>/<name>`` using the known layer names (longest match wins).
+
+    Layer names may contain ``/`` (``bi/forward``, ``encoder/lstm``), so the split needs them.
+    """
+    best = None
+    for layer in layers:
+        if tag.startswith(layer + "/") and (best is None or len(layer) > len(best)):
+            best = layer
+    if best is None:
+        return None
+    return best, tag[len(best) + 1 :]
+
+
+def decode_text(value: Any) -> str:
+    """A string written by the writer, as the reader or the plugin gets it back: a numpy
+    string scalar or array element, bytes, or a string TensorProto (its first value)."""
+    if hasattr(value, "string_val"):  # a TensorProto
+        value = value.string_val[0]
+    elif hasattr(value, "shape") and hasattr(value, "ravel"):  # a numpy array
+        value = value.item() if value.shape == () else value.ravel()[0]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)

@@ -1,0 +1,107 @@
+"""Probe data: unpack what the user gave (`x`, `(x, y)`, `(x, y, sw)`, a Dataset) into numpy, check
+it against the model's inputs, and cut it to the last `max_timesteps` steps."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+
+def _is_dataset(data: Any) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(data, tf.data.Dataset)
+
+
+def _to_numpy(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _to_numpy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_numpy(v) for v in value]
+    arr = np.asarray(value)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def unpack_probe_data(data: Any) -> tuple[Any, Any, Any]:
+    """``(x, y, sample_weight)`` as numpy from x, (x,), (x, y), (x, y, sw) or a Dataset."""
+    if _is_dataset(data):
+        batch = next(iter(data.take(1)), None)
+        if batch is None:
+            raise ValueError("probe_data is an empty tf.data.Dataset: it must yield at least one batch")
+        data = batch
+    if isinstance(data, tuple):
+        if not 1 <= len(data) <= 3:
+            raise ValueError(
+                f"probe_data as a tuple must be (x,), (x, y) or (x, y, sample_weight); got {len(data)} items"
+            )
+        parts = list(data) + [None] * (3 - len(data))
+    else:
+        parts = [data, None, None]
+    return tuple(_to_numpy(p) for p in parts)  # type: ignore[return-value]
+
+
+def first_array(x: Any) -> np.ndarray:
+    if isinstance(x, Mapping):
+        return next(iter(x.values()))
+    if isinstance(x, list):
+        return x[0]
+    return x
+
+
+def slice_time(value: Any, steps: int, length: int) -> Any:
+    """Keep the last `steps` steps of every array whose axis 1 has `length` entries."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: slice_time(v, steps, length) for k, v in value.items()}
+    if isinstance(value, list):
+        return [slice_time(v, steps, length) for v in value]
+    if value.ndim >= 2 and value.shape[1] == length:
+        return value[:, length - steps :]
+    return value
+
+
+def expected_shapes(model: Any) -> Optional[list]:
+    """The model's input shapes (None = any size), or None when the model does not say."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    try:
+        return [tuple(i.shape) for i in inputs]
+    except Exception:  # pragma: no cover - exotic models
+        return None
+
+
+def validate_x(x: Any, model: Any) -> None:
+    """A ValueError that says what to pass when `x` does not fit the model's inputs."""
+    expected = expected_shapes(model)
+    arrays = list(x.values()) if isinstance(x, Mapping) else list(x) if isinstance(x, list) else [x]
+    for arr in arrays:
+        if not isinstance(arr, np.ndarray) or arr.ndim < 1:
+            raise ValueError(
+                f"probe_data x must be an array (or a list / dict of arrays), got {type(arr).__name__}"
+            )
+    if expected is None:
+        return
+    if len(arrays) != len(expected):
+        raise ValueError(
+            f"probe_data x has {len(arrays)} input array(s) but the model takes {len(expected)} "
+            f"input(s) of shapes {expected}"
+        )
+    for arr, shape in zip(arrays, expected):
+        bad = len(arr.shape) != len(shape) or any(
+            want is not None and got != want for got, want in zip(arr.shape[1:], shape[1:])
+        )
+        if bad:
+            raise ValueError(
+                f"probe_data x has shape {arr.shape} but the model expects inputs of shape "
+                f"{shape} (None = any size; from model.inputs). Pass a batch shaped like the "
+                "training data."
+            )

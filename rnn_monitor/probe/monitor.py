@@ -1,0 +1,211 @@
+"""The probe part of the monitor: gradients through time, activations and unit health.
+
+Each logged epoch, `ProbeMonitor.log_epoch` runs one forward + backward pass of the model on
+the fixed probe batch with every monitored recurrent layer unrolled step by step
+(`rnn_monitor.model.unroll`), turns the reduced arrays into the statistics of DESIGN.md
+(`rnn_monitor.stats.gradients`, `rnn_monitor.stats.units`), fills the `EpochRecord` and writes
+the plugin tensors and the gradient heatmap image.
+
+Time order of what is written: every per-timestep array (timestep_gradients,
+output_gradients, timestep_grad_norm, activations, tokens, the heatmap image) is in *input*
+order, t = position in the input sequence, for every layer, including ``go_backwards`` layers and
+the backward half of a Bidirectional (their arrays are flipped back from the order they ran
+in), so that all layers line up with the tokens. The temporal flow ``F[k]`` is the exception: k
+counts steps back from the last state the layer computed, in the layer's own processing order
+(for a backward layer, F[1] is the step after position 0 of the input...).
+
+Masked (padded) steps: NaN in timestep_gradients / output_gradients / timestep_grad_norm
+(where no probe sequence is valid at that step; otherwise the batch mean runs over the valid
+sequences only), NaN in activations, excluded from every statistic.
+
+Byte cap: `max_bytes_per_epoch` (default `DEFAULT_MAX_BYTES`, 1.9 MB) bounds what is written per
+logged epoch, counting everything written through the shared writer since this part last wrote
+(the weight part's histograms and images and the previous epoch's scalars included). The
+gradient tensors (G and output gradients in float32, g, F) are always written; then, while the
+budget allows, the tokens, the gradient heatmap image and the activations (h of every layer
+first, then c, then the gates). What was left out is said once in the log. With the defaults the
+reference model of `benchmarks/overhead.py` (Embedding 32 -> LSTM 128 -> LSTM 128, T = 100, 4
+text samples) writes 1.69 MB per epoch in total, every activation state included
+(docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional, Sequence
+
+
+from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
+from rnn_monitor.logdir import metadata
+from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.probe.data import expected_shapes, first_array, slice_time, unpack_probe_data, validate_x
+from rnn_monitor.probe.layer_stats import layer_stats, state_names
+from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
+from rnn_monitor.record import EpochRecord
+
+logger = logging.getLogger("rnn_monitor")
+
+DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
+
+
+class ProbeMonitor:
+    """Probe measurements for the monitored layers (constructed by `RNNMonitor._make_probe`)."""
+
+    def __init__(
+        self,
+        model: Any,
+        infos: Sequence[RNNLayerInfo],
+        probe_data: Any,
+        writer: Any,
+        thresholds: Any,
+        vocabulary: Optional[Any] = None,
+        text_samples: int = 4,
+        max_timesteps: Optional[int] = None,
+        units: Optional[Sequence[int]] = None,
+        images: bool = True,
+        max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.model = model
+        self.infos = list(infos)
+        self.probe_data = probe_data
+        self.writer = writer
+        self.thresholds = thresholds
+        self.vocabulary = vocabulary
+        self.text_samples = max(0, int(text_samples))
+        if max_timesteps is not None and (not isinstance(max_timesteps, int) or max_timesteps < 1):
+            raise ValueError(f"max_timesteps must be a positive integer or None, got {max_timesteps!r}")
+        self.max_timesteps = max_timesteps
+        self.units = None if units is None else [int(u) for u in units]
+        self.images = images
+        self.max_bytes_per_epoch = max_bytes_per_epoch
+        self.x = self.y = self.sample_weight = None
+        self.gradients = False
+        self.batch_size = 0
+        self.timesteps: Optional[int] = None
+        self.last_seconds: Optional[float] = None  # wall time of the last probe (run + writes)
+        self.last_results: Optional[dict] = None  # numpy results of the last probe, input order
+        self._unroller = None
+        self._tokens_written = False
+        self._said: set = set()
+        self._mark = 0  # writer.bytes_this_step after this part last wrote
+
+    # ------------------------------------------------------------------ set-up
+    def _say_once(self, key: str, message: str, *args: Any, level: int = logging.WARNING) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            logger.log(level, message, *args)
+
+    def start(self) -> None:
+        """Validate the probe data (a wrong shape is a ValueError before training starts)."""
+        from rnn_monitor.model.unroll import Unroller
+
+        x, y, sw = unpack_probe_data(self.probe_data)
+        validate_x(x, self.model)
+        first = first_array(x)
+        self.batch_size = int(first.shape[0])
+        if self.batch_size < 1:
+            raise ValueError("probe_data holds no sequence (batch size 0)")
+        for name, arr in (("y", y), ("sample_weight", sw)):
+            lead = first_array(arr) if arr is not None else None
+            if lead is not None and lead.ndim >= 1 and lead.shape[0] != self.batch_size:
+                raise ValueError(
+                    f"probe_data {name} has {lead.shape[0]} rows but x has {self.batch_size}: they "
+                    "must describe the same batch"
+                )
+        length = int(first.shape[1]) if first.ndim >= 2 else None
+        if self.max_timesteps is not None and length is not None and self.max_timesteps < length:
+            expected = expected_shapes(self.model)
+            if expected and len(expected[0]) >= 2 and expected[0][1] is not None:
+                raise ValueError(
+                    f"max_timesteps={self.max_timesteps} needs a model that accepts shorter "
+                    f"sequences, but its input shape is {expected[0]}; build it with a time "
+                    "dimension of None or drop max_timesteps"
+                )
+            x = slice_time(x, self.max_timesteps, length)
+            y = slice_time(y, self.max_timesteps, length)
+            sw = slice_time(sw, self.max_timesteps, length)
+            length = self.max_timesteps
+        self.timesteps = length
+        self.x, self.y, self.sample_weight = x, y, sw
+        has_loss = getattr(self.model, "_compile_loss", None) is not None or bool(
+            getattr(self.model, "losses", None)
+        )
+        if y is None:
+            self._say_once(
+                "nolabels",
+                "rnn_monitor: probe_data has no labels, so gradients through time, temporal flow "
+                "and weight-gradient norms are off; activations and unit health still run. Pass "
+                "probe_data=(x, y) to switch them on",
+            )
+        elif not has_loss:
+            self._say_once(
+                "noloss",
+                "rnn_monitor: the model has no compiled loss, so gradients through time, temporal "
+                "flow and weight-gradient norms are off; activations and unit health still run. "
+                "compile() the model with a loss to switch them on",
+            )
+        self.gradients = y is not None and has_loss
+        self._unroller = Unroller(
+            self.model, self.infos, self.thresholds, self.text_samples, gradients=self.gradients
+        )
+        self._mark = self.writer.bytes_this_step if self.writer is not None else 0
+
+    def describe(self) -> dict:
+        """JSON-ready probe settings for the manifest."""
+        return {
+            "batch_size": self.batch_size,
+            "timesteps": self.timesteps,
+            "text_samples": min(self.text_samples, self.batch_size),
+            "vocabulary": self.vocabulary is not None,
+            "gradients": bool(self.gradients),
+            "max_timesteps": self.max_timesteps,
+            "units": self.units,
+            "max_bytes_per_epoch": self.max_bytes_per_epoch,
+            "time_order": "input",
+            "flow_order": "processing",
+            "states": {info.name: list(state_names(info)) for info in self.infos},
+        }
+
+    # ------------------------------------------------------------------ per epoch
+    def run(self) -> dict:
+        """Run the probe; numpy results per layer (processing order, see `rnn_monitor.model.unroll`)."""
+        if self._unroller is None:
+            self.start()
+        return self._unroller.run(self.x, self.y, self.sample_weight)
+
+    def log_epoch(self, epoch: int, record: EpochRecord) -> None:
+        began = time.perf_counter()
+        raw = self.run()
+        statics = raw.pop("__static__")
+        raw.pop("__loss__", None)
+        essentials: list = []
+        optional: list = []  # (priority, size, writer call, label)
+        results = {}
+        for info in self.infos:
+            h_bounded, _tanh_output, direct = (bool(v) for v in statics[info.name])
+            out = layer_stats(
+                info, raw[info.name], record, h_bounded, direct, thresholds=self.thresholds,
+                units=self.units, text_samples=self.text_samples, gradients=self.gradients,
+                say_once=self._say_once,
+            )
+            results[info.name] = out
+            queue_writes(info, out, essentials, optional, with_image=self.images)
+        if not self._tokens_written and self.vocabulary is not None:
+            tokens = encode_tokens(self.x, self.vocabulary, self.text_samples, self._say_once)
+            if tokens is not None:
+                optional.append((-1, tokens.size * 8 + 200, (metadata.TOKENS, tokens, None, None), "tokens"))
+        cap = self.max_bytes_per_epoch
+        skipped, wrote_tokens = write_within_cap(self.writer, epoch, essentials, optional, cap, self._mark)
+        self._tokens_written = self._tokens_written or wrote_tokens
+        if skipped:
+            self._say_once(
+                "cap:" + ",".join(skipped),
+                "rnn_monitor: the per-epoch byte cap (max_bytes_per_epoch=%s) left out %s; pass "
+                "units=[...], a smaller text_samples or max_timesteps to fit everything",
+                cap,
+                ", ".join(skipped),
+            )
+        self._mark = self.writer.bytes_this_step
+        self.last_results = results
+        self.last_seconds = time.perf_counter() - began

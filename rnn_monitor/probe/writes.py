@@ -1,0 +1,107 @@
+"""What the probe writes each logged epoch, and in which order under the byte cap: the gradient
+tensors always, then tokens, the gradient heatmap image and the activations while they fit."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from rnn_monitor.logdir import images, metadata
+from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.probe.data import first_array
+from rnn_monitor.probe.layer_stats import state_names
+
+MAX_IMAGE_STEPS = 1024
+
+
+def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list, with_image: bool) -> None:
+    """Add one layer's writes: gradient tensors to `essentials` (always written), the heatmap
+    image and the activations to `optional` as ``(priority, size estimate, item, label)``."""
+    name = info.name
+    if out.get("G") is not None:
+        essentials.append((metadata.TIMESTEP_GRADIENTS, out["G"].astype(np.float32), name, None))
+    if out.get("O") is not None:
+        essentials.append((metadata.OUTPUT_GRADIENTS, out["O"].astype(np.float32), name, None))
+    if out.get("g") is not None:
+        essentials.append((metadata.TIMESTEP_GRAD_NORM, out["g"].astype(np.float32), name, None))
+    if out.get("F") is not None:
+        essentials.append((metadata.TEMPORAL_FLOW, out["F"].astype(np.float32), name, None))
+    if with_image and out.get("G") is not None:
+        rgb = gradient_image(out["G"])
+        size = rgb.size // 4 + 500  # PNG estimate; the exact size is counted after writing
+        description = (
+            "mean_b |dL/dh_t|: time steps left to right (input order), units top to bottom; "
+            "log colour scale (viridis, bright = large); grey = masked steps"
+        )
+        optional.append((0, size, ("image", f"{name}/timestep_gradients", rgb, description), f"{name} image"))
+    order = {s: i for i, s in enumerate(state_names(info))}
+    for state, arr in out.get("activations", {}).items():
+        with np.errstate(over="ignore"):  # beyond float16's 65504 is stored as +-Inf
+            data = arr.astype(np.float16)  # the writer stores float16 packed
+        priority = 1 + min(order.get(state, 9), 2)  # h, then c, then the gates
+        optional.append(
+            (priority, arr.size * 2 + 300, (metadata.ACTIVATIONS, data, name, state), f"{name} {state}")
+        )
+
+
+def encode_tokens(x: Any, vocabulary: Any, text_samples: int, say_once: Callable[..., None]) -> Optional[np.ndarray]:
+    """The first `text_samples` probe sequences as UTF-8 token strings, or None (and say why)."""
+    x = first_array(x)
+    if not (isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.integer)):
+        say_once(
+            "tokens",
+            "rnn_monitor: vocabulary given but the probe inputs are not integer token ids "
+            "[batch, time]; the text view shows positions instead of tokens",
+        )
+        return None
+    rows = x[: min(text_samples, x.shape[0])]
+    vocab = vocabulary
+
+    def decode(i: int) -> bytes:
+        try:
+            tok = vocab[int(i)]
+        except (IndexError, KeyError, TypeError):
+            tok = f"<{int(i)}>"
+        return str(tok).encode("utf-8")
+
+    return np.array([[decode(i) for i in row] for row in rows], dtype=object)
+
+
+def gradient_image(G: np.ndarray) -> np.ndarray:
+    """Units x time heatmap of G on a log scale; long sequences are averaged into <= 1024 columns."""
+    data = np.asarray(G, dtype=np.float64).T  # [U, T]
+    steps = data.shape[1]
+    if steps > MAX_IMAGE_STEPS:
+        bins = np.array_split(np.arange(steps), MAX_IMAGE_STEPS)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            data = np.stack([np.nanmean(data[:, b], axis=1) for b in bins], axis=1)
+    rgb = images.colorize(data, cmap="viridis", log=True, nan_rgb=images.MASKED_RGB)
+    return images.upscale(rgb)
+
+
+
+def write_within_cap(
+    writer: Any, epoch: int, essentials: list, optional: list, cap: Optional[int], start_bytes: int
+) -> tuple[list[str], bool]:
+    """Write every essential item, then the optional ones by priority while the epoch's bytes
+    (counted from `start_bytes`) stay under `cap`. Returns (labels left out, tokens written)."""
+    for kind, data, layer, state in essentials:
+        writer.plugin_tensor(kind, data, epoch, layer=layer, state=state)
+    skipped: list[str] = []
+    wrote_tokens = False
+    for _priority, size, item, label in sorted(optional, key=lambda o: o[0]):
+        used = writer.bytes_this_step - start_bytes
+        if cap is not None and used + size > cap:
+            skipped.append(label)
+            continue
+        if item[0] == "image":
+            _, tag, rgb, description = item
+            writer.image(tag, rgb, epoch, description=description)
+        else:
+            kind, data, layer, state = item
+            writer.plugin_tensor(kind, data, epoch, layer=layer, state=state)
+            wrote_tokens = wrote_tokens or kind == metadata.TOKENS
+    return skipped, wrote_tokens

@@ -1,0 +1,420 @@
+"""The RNN Monitor dashboard in a real browser: a `tensorboard` process + headless Chromium.
+
+Logs are written during the test by `RNNMonitor` (with probe data and a vocabulary) on a tiny
+character-level LSTM/GRU model trained on Python standard-library source. Playwright opens
+TensorBoard's "RNN Monitor" tab, finds the plugin's iframe and checks what a user would see:
+heatmap canvases with coloured pixels, text spans coloured by activation, the epoch slider
+changing both, the health charts, and no errors in the browser console. A screenshot of each
+view is saved in the test's temporary directory.
+
+Skipped (with the reason) when Chromium or Playwright is missing, except under ``CI=true``,
+where it fails instead. Environment knobs (for the docs screenshots):
+
+* ``RNN_MONITOR_BROWSER_LOGDIR``: use this existing log directory instead of training;
+* ``RNN_MONITOR_SCREENSHOT_DIR``: also copy the screenshots there (gradients/text/health.png);
+* ``RNN_MONITOR_VIEWPORT``: ``WIDTHxHEIGHT`` of the browser window (default 1280x1000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser test cannot run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str, timeout: float = 10.0):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read().decode("utf-8"))
+
+
+# --------------------------------------------------------------------------- logs
+def write_char_model_log(log_dir: str, epochs: int = 3) -> None:
+    """A small char-level model on stdlib source, monitored with probe data + vocabulary."""
+    import inspect
+    import json.decoder
+    import json.encoder
+
+    import keras
+
+    from rnn_monitor import RNNMonitor
+
+    text = (inspect.getsource(json.encoder) + inspect.getsource(json.decoder)).replace("\t", "    ")
+    vocab = sorted(set(text))
+    index = {ch: i for i, ch in enumerate(vocab)}
+    ids = np.array([index[ch] for ch in text], dtype=np.int32)
+    T = 48
+    n = (len(ids) - 1) // T
+    x = ids[: n * T].reshape(n, T)
+    y = ids[1 : n * T + 1].reshape(n, T)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((T,)),
+        keras.layers.Embedding(len(vocab), 12),
+        keras.layers.LSTM(24, return_sequences=True, name="lstm"),
+        keras.layers.GRU(16, return_sequences=True, name="gru"),
+        keras.layers.Dense(len(vocab)),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    monitor = RNNMonitor(log_dir, probe_data=(x[:8], y[:8]), vocabulary=vocab, text_samples=2,
+                         raise_errors=True)
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[monitor])
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    given = os.environ.get("RNN_MONITOR_BROWSER_LOGDIR")
+    if given:
+        return given
+    d = str(tmp_path_factory.mktemp("browser_logs"))
+    write_char_model_log(d)
+    return d
+
+
+# --------------------------------------------------------------------------- tensorboard
+class TensorBoardProcess:
+    def __init__(self, logdir: str, load_fast: str, out_dir, samples: str | None = "rnn_monitor=0") -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(str(out_dir), f"tensorboard_{load_fast}.log")
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [TENSORBOARD, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(self.port),
+             f"--load_fast={load_fast}", "--reload_interval", "2"]
+            + (["--samples_per_plugin", samples] if samples else []),
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> dict:
+        """Until the plugin lists a run whose layers have data."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                body = _get_json(self.url + "/data/plugin/rnn_monitor/runs")
+                if body.get("runs") and body["runs"][0]["layers"]:
+                    layer = body["runs"][0]["layers"][0]
+                    if layer["has"].get("timestep_grad_norm") and layer["states"]:
+                        return body
+                last = body
+            except OSError as exc:
+                last = exc
+            time.sleep(0.5)
+        with open(self.log_path) as f:
+            log = f.read()[-3000:]
+        raise AssertionError(f"TensorBoard not ready (last answer {last!r}); its log:\n{log}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def tensorboard(logdir, tmp_path_factory):
+    tb = TensorBoardProcess(logdir, "auto", tmp_path_factory.mktemp("tb"))
+    try:
+        tb.wait_ready()
+        yield tb
+    finally:
+        tb.stop()
+
+
+# --------------------------------------------------------------------------- browser
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_dashboard(browser, url: str, viewport: str = "1280x1000") -> dict:
+    """TensorBoard's page on the RNN Monitor tab; the plugin's iframe; console messages."""
+    width, height = (int(v) for v in viewport.split("x"))
+    page = browser.new_page(viewport={"width": width, "height": height})
+    messages: list[tuple[str, str, str]] = []
+    page.on("console", lambda m: messages.append((m.type, m.text, (m.location or {}).get("url", ""))))
+    page.on("pageerror", lambda e: messages.append(("pageerror", str(e), "")))
+    page.goto(f"{url}/#rnn_monitor")
+    handle = page.wait_for_selector("iframe[src*='plugin_entry.html?name=rnn_monitor']", timeout=60000)
+    frame = handle.content_frame()
+    frame.wait_for_selector("#rnn-monitor header", timeout=30000)
+    return {"page": page, "frame": frame, "messages": messages}
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser, tensorboard):
+    view = open_dashboard(browser, tensorboard.url, os.environ.get("RNN_MONITOR_VIEWPORT", "1280x1000"))
+    yield view
+    view["page"].close()
+
+
+def save_shot(dashboard, shots, name: str) -> str:
+    page = dashboard["page"]
+    page.wait_for_timeout(300)
+    path = os.path.join(str(shots), f"{name}.png")
+    page.screenshot(path=path)
+    extra = os.environ.get("RNN_MONITOR_SCREENSHOT_DIR")
+    if extra:
+        os.makedirs(extra, exist_ok=True)
+        shutil.copy(path, os.path.join(extra, f"{name}.png"))
+    assert os.path.getsize(path) > 10_000
+    return path
+
+
+_CANVAS_STATS = """(sel) => {
+  const c = document.querySelector(sel);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let coloured = 0, hash = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const blank = d[i + 3] === 0 || (d[i] > 245 && d[i + 1] > 245 && d[i + 2] > 245);
+    if (!blank) coloured++;
+    hash = (hash * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
+  }
+  return {coloured: coloured / (d.length / 4), hash, epoch: c.dataset.epoch || null};
+}"""
+
+_SPAN_COLOURS = """() => Array.from(document.querySelectorAll('#text-sample pre.seq span'))
+  .map(s => getComputedStyle(s).backgroundColor)"""
+
+
+def _select_tab(frame, view: str) -> None:
+    frame.click(f"#tab-{view}")
+    frame.wait_for_selector(f"#tab-{view}[aria-selected='true']")
+
+
+def test_gradient_view_heatmaps_and_epoch_slider(dashboard, shots):
+    frame = dashboard["frame"]
+    _select_tab(frame, "gradients")
+    frame.wait_for_selector("#unit-heatmap[data-epoch]", timeout=30000)
+    over = frame.evaluate(_CANVAS_STATS, "#grad-heatmap")
+    assert over["coloured"] > 0.3, over
+    before = frame.evaluate(_CANVAS_STATS, "#unit-heatmap")
+    assert before["coloured"] > 0.3, before
+    frame.wait_for_selector("#flow-chart[data-epoch]", timeout=30000)
+    assert frame.evaluate(_CANVAS_STATS, "#flow-chart")["coloured"] > 0.01
+    save_shot(dashboard, shots, "gradients")
+
+    # Keyboard: focus the slider, jump to the first epoch.
+    slider = frame.locator("#grad-epoch")
+    assert slider.get_attribute("type") == "range"
+    slider.focus()
+    slider.press("Home")
+    first = frame.evaluate("() => document.querySelector('#grad-epoch').value")
+    assert first == "0"
+    frame.wait_for_function(
+        "(e) => document.querySelector('#unit-heatmap').dataset.epoch !== e", arg=before["epoch"], timeout=15000
+    )
+    after = frame.evaluate(_CANVAS_STATS, "#unit-heatmap")
+    assert after["epoch"] != before["epoch"] and after["hash"] != before["hash"]
+    assert after["coloured"] > 0.3
+
+
+def test_text_view_colours_follow_the_epoch_slider(dashboard, shots):
+    frame = dashboard["frame"]
+    _select_tab(frame, "text")
+    frame.wait_for_selector("#text-sample pre.seq span", timeout=30000)
+    colours = frame.evaluate(_SPAN_COLOURS)
+    assert len(colours) >= 40
+    tinted = [c for c in colours if c not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")]
+    assert len(tinted) > 0.5 * len(colours) and len(set(colours)) > 10
+    text = frame.inner_text("#text-sample")
+    assert sum(ch.isalpha() for ch in text) > 20  # decoded with the vocabulary
+    title = frame.get_attribute("#text-sample pre.seq span", "title")
+    assert "unit" in title and "=" in title
+    save_shot(dashboard, shots, "text")
+
+    epoch_before = frame.get_attribute("#text-sample", "data-epoch")
+    slider = frame.locator("#text-epoch")
+    slider.focus()
+    slider.press("Home")
+    frame.wait_for_function(
+        "(e) => document.querySelector('#text-sample').dataset.epoch !== e", arg=epoch_before, timeout=15000
+    )
+    assert frame.evaluate(_SPAN_COLOURS) != colours
+
+    # Rank by a regex (spaces): the page says how many characters match and reorders units.
+    frame.fill("#regex", r"\s")
+    frame.press("#regex", "Enter")
+    frame.wait_for_function("() => /match/.test(document.querySelector('#rank-info').textContent)")
+    assert frame.evaluate("() => document.querySelector('#rank-mode').value") == "regex"
+    assert frame.locator("#text-sample span.match").count() > 0
+    frame.fill("#regex", "(")
+    frame.press("#regex", "Enter")
+    assert "Not a valid regular expression" in frame.inner_text("#rank-info")
+
+    # Another state (LSTM cell state) renders too.
+    states = frame.evaluate("() => Array.from(document.querySelectorAll('#text-state option')).map(o => o.value)")
+    assert "h" in states and "c" in states
+    frame.select_option("#text-state", "c")
+    frame.wait_for_function("() => /\\bc of unit/.test(document.querySelector('#text-legend').title)")
+
+
+def test_health_view_small_multiples_and_alerts(dashboard, shots):
+    frame = dashboard["frame"]
+    _select_tab(frame, "health")
+    frame.wait_for_selector("#gate-grid canvas", timeout=30000)
+    n = frame.locator("#gate-grid canvas").count()
+    assert n >= 6  # {kernel, recurrent_kernel, bias} x {l2, update_ratio}
+    assert frame.evaluate(_CANVAS_STATS, "#gate-grid canvas")["coloured"] > 0.01
+    assert frame.locator("#health-grid canvas").count() >= 3
+    body = frame.inner_text("main")
+    assert "Alerts" in body and ("No alerts were raised" in body or frame.locator("#alerts-table").count() == 1)
+    save_shot(dashboard, shots, "health")
+
+
+def test_layer_switch_and_keyboard_reachable_controls(dashboard):
+    frame = dashboard["frame"]
+    _select_tab(frame, "gradients")
+    layers = frame.evaluate("() => Array.from(document.querySelectorAll('#layer-select option')).map(o => o.value)")
+    assert len(layers) >= 2
+    frame.select_option("#layer-select", layers[1])
+    frame.wait_for_selector("#unit-heatmap[data-epoch]", timeout=30000)
+    assert frame.evaluate(_CANVAS_STATS, "#grad-heatmap")["coloured"] > 0.3
+    # Every control is a real, focusable form element.
+    kinds = frame.evaluate(
+        "() => Array.from(document.querySelectorAll('select, input, button')).map(e => e.tagName + ':' + (e.type || ''))"
+    )
+    assert any(k.startswith("SELECT") for k in kinds) and "INPUT:range" in kinds and any(k.startswith("BUTTON") for k in kinds)
+    frame.press("#tab-text", "Enter")
+    frame.wait_for_selector("#text-sample pre.seq span", timeout=30000)
+
+
+def test_no_errors_in_the_browser_console(dashboard):
+    errors = [m for m in dashboard["messages"] if m[0] in ("error", "pageerror")]
+    assert not errors, errors
+
+
+def test_python_loader_serves_the_same_data(logdir, tmp_path):
+    """`--load_fast=false` (Python multiplexer): the routes answer the same way."""
+    tb = TensorBoardProcess(logdir, "false", tmp_path)
+    try:
+        runs = tb.wait_ready()
+        run = runs["runs"][0]
+        layer = run["layers"][0]["name"]
+        q = urllib.parse.urlencode({"run": run["run"], "layer": layer})
+        grads = _get_json(f"{tb.url}/data/plugin/rnn_monitor/gradients?{q}")
+        assert grads["epochs"] and grads["timesteps"] > 0 and grads["sampling"] is None
+        entry = urllib.request.urlopen(f"{tb.url}/data/plugin_entry.html?name=rnn_monitor", timeout=10)
+        assert "Content-Security-Policy" in entry.headers
+    finally:
+        tb.stop()
+
+
+
+def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
+    """More epochs than TensorBoard keeps (Python loader: 10 per series): the page says so and
+    names --samples_per_plugin."""
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location(
+        "make_synthetic_log", pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "make_synthetic_log.py"
+    )
+    synthetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synthetic)
+    logdir = tmp_path / "logs"
+    synthetic.write_log(str(logdir), epochs=14, n_layers=1, timesteps=20, units=8, text_samples=1)
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path, samples=None)
+    try:
+        tb.wait_ready()
+        view = open_dashboard(browser, tb.url, "1280x900")
+        frame = view["frame"]
+        frame.wait_for_selector(".notice-warn", timeout=30000)
+        text = frame.inner_text(".notice-warn")
+        assert "10 of 14" in text and "--samples_per_plugin rnn_monitor=0" in text
+        assert frame.locator("#grad-epoch").get_attribute("max") == "9"
+        view["page"].screenshot(path=str(tmp_path / "sampled.png"))
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
+        assert not errors, errors
+    finally:
+        tb.stop()
+
+
+def test_empty_log_dir_then_data_arrives(browser, tmp_path):
+    """An empty log directory gets the "how to start" page; once a run is written, "Check
+    again" shows the dashboard."""
+    import importlib.util
+    import pathlib
+
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                _get_json(tb.url + "/data/plugin/rnn_monitor/runs")
+                break
+            except OSError:
+                time.sleep(0.5)
+        view = open_dashboard(browser, tb.url, "1280x800")
+        frame = view["frame"]
+        frame.wait_for_selector(".empty h2", timeout=30000)
+        assert "No RNN Monitor data yet" in frame.inner_text(".empty")
+        assert "RNNMonitor" in frame.inner_text(".empty pre")
+
+        spec = importlib.util.spec_from_file_location(
+            "make_synthetic_log", pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "make_synthetic_log.py"
+        )
+        synthetic = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(synthetic)
+        synthetic.write_log(str(logdir / "exp1"), epochs=2, n_layers=1, timesteps=12, units=4, text_samples=1)
+        tb.wait_ready()
+        frame.click("#check-again")
+        frame.wait_for_selector("#grad-heatmap", timeout=30000)
+        assert frame.evaluate("() => document.querySelector('#run-select').value") == "exp1/rnn_monitor"
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
+        assert not errors, errors
+    finally:
+        tb.stop()
