@@ -22,7 +22,7 @@ dependency length is unknown). It then trains, on the same data and with the sam
 Run::
 
     python examples/adding_problem.py                # T=100, ~2 minutes on 2 CPU cores
-    python examples/adding_problem.py --small        # CI size: checks the alerts only
+    python examples/adding_problem.py --size small   # CI size: checks the alerts only
     rnn-monitor report runs/adding_problem           # then look at the logs
     tensorboard --logdir runs/adding_problem
 
@@ -143,24 +143,26 @@ def summary(results: list[dict], args) -> tuple[str, bool]:
         problems.append("the SimpleRNN did not raise the vanishing alert")
     if lstm["vanishing"]:
         problems.append("the LSTM raised the vanishing alert")
-    if not args.small and lstm["mse"] >= LEARNED_MSE:
+    if args.size != "small" and lstm["mse"] >= LEARNED_MSE:
         problems.append(f"the LSTM did not learn the task (val MSE {lstm['mse']:.3f} >= {LEARNED_MSE})")
     if problems:
         lines.append("FAILED: " + "; ".join(problems))
     else:
         lines.append(
             "OK: the vanishing alert fired for the SimpleRNN and not for the LSTM"
-            + ("" if args.small else f", which learned the task (MSE < {LEARNED_MSE})")
+            + ("" if args.size == "small" else f", which learned the task (MSE < {LEARNED_MSE})")
         )
-        if args.small:
+        if args.size == "small":
             lines.append("(--small trains too briefly to learn the task; run without it for that)")
-    lines.append(f"logs: rnn-monitor report {args.log_dir}")
+    lines.append(f"logs: rnn-monitor report {args.logdir}")
     return "\n".join(lines), not problems
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true", help="CI size: fewer sequences and epochs")
+    parser.add_argument("--size", choices=("small", "default"), default="default",
+                        help="small: CI size, fewer sequences and epochs")
+    parser.add_argument("--small", dest="size", action="store_const", const="small", help=argparse.SUPPRESS)
     parser.add_argument("--timesteps", "-T", type=int, default=None, help="sequence length (default 100)")
     parser.add_argument("--samples", type=int, default=None, help="training sequences")
     parser.add_argument("--epochs", type=int, default=None)
@@ -171,9 +173,10 @@ def parse_args(argv=None):
     parser.add_argument("--horizon-fraction", type=float, default=0.5,
                         help="vanishing when the gradient reaches less than this share of T back")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-dir", default=os.path.join("runs", "adding_problem"))
+    parser.add_argument("--logdir", "--log-dir", dest="logdir", default=os.path.join("runs", "adding_problem"),
+                        help="TensorBoard log root; one run per model below it")
     args = parser.parse_args(argv)
-    size = {"timesteps": 100, "samples": 2000, "epochs": 3} if args.small else \
+    size = {"timesteps": 100, "samples": 2000, "epochs": 3} if args.size == "small" else \
         {"timesteps": 100, "samples": 5000, "epochs": 12}
     for name, value in size.items():
         if getattr(args, name) is None:
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
     xv, yv = make_data(max(256, args.probe), args.timesteps, args.seed + 1)
     results = []
     for kind in ("SimpleRNN", "LSTM"):
-        results.append(train(kind, args, ((x, y), (xv, yv)), os.path.join(args.log_dir, LAYER_NAMES[kind])))
+        results.append(train(kind, args, ((x, y), (xv, yv)), os.path.join(args.logdir, LAYER_NAMES[kind])))
     text, ok = summary(results, args)
     print(text)
     return 0 if ok else 1

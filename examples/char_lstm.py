@@ -144,7 +144,7 @@ def train(log_dir: str, size_name: str = "default", epochs: int | None = None, v
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logdir", default="runs/char_lstm")
+    parser.add_argument("--logdir", "--log-dir", dest="logdir", default="runs/char_lstm")
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args(argv)

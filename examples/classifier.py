@@ -55,6 +55,9 @@ def build_model(max_len: int = 40, units: int = 32):
     return model
 
 
+SIZES = {"small": {"epochs": 2, "samples": 512}, "default": {"epochs": 6, "samples": 4000}}
+
+
 def train(log_dir: str, epochs: int = 6, n: int = 4000, verbose: int = 1):
     import keras
 
@@ -70,11 +73,16 @@ def train(log_dir: str, epochs: int = 6, n: int = 4000, verbose: int = 1):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logdir", default="runs/classifier")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--logdir", "--log-dir", dest="logdir", default="runs/classifier")
+    parser.add_argument("--size", choices=sorted(SIZES), default="default",
+                        help="small: a quick run (CI size)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 6 (default size), 2 (small)")
+    parser.add_argument("--samples", type=int, default=None, help="default: 4000 (default size), 512 (small)")
     args = parser.parse_args(argv)
-    history = train(args.logdir, args.epochs, args.samples)
+    size = SIZES[args.size]
+    epochs = size["epochs"] if args.epochs is None else args.epochs
+    samples = size["samples"] if args.samples is None else args.samples
+    history = train(args.logdir, epochs, samples)
     print(f"validation accuracy {history.history['val_accuracy'][-1]:.3f}; logs in {args.logdir}")
     return 0
 

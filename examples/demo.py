@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,25 +52,64 @@ def report_units(log_dir: str, top: int = 3) -> list[str]:
     return lines
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGTERM when the demo dies, however it dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the signal handlers below still stop it
+        pass
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM to the child's whole process group, SIGKILL if it is still there after `timeout`."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def serve(logdir: str, host: str, port: int) -> int:
+    """Run TensorBoard until it exits or the demo is stopped (Ctrl-C, SIGTERM, SIGHUP).
+
+    TensorBoard runs in its own process group, so stopping the demo always stops it too and the
+    port is free again: the demo's signal handlers stop the group, and the child is told by the
+    kernel to stop if the demo is killed outright.
+    """
     tensorboard = shutil.which("tensorboard", path=os.path.dirname(sys.executable)) or shutil.which("tensorboard")
     if tensorboard is None:
         print("tensorboard is not installed in this environment", file=sys.stderr)
         return 1
     command = [tensorboard, "--logdir", logdir, "--host", host, "--port", str(port), "--samples_per_plugin", "rnn_monitor=0"]
     print(f"\nServing TensorBoard: http://{host}:{port}/#rnn_monitor  (Ctrl-C to stop)", flush=True)
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=10)
         return 0
+    finally:
+        stop_process_group(process)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train a char-LSTM on Python's own source with RNNMonitor, then open TensorBoard.")
-    parser.add_argument("--logdir", default="runs", help="TensorBoard log root (default: runs)")
+    parser.add_argument("--logdir", "--log-dir", dest="logdir", default="runs", help="TensorBoard log root (default: runs)")
     parser.add_argument("--size", choices=sorted(char_lstm.SIZES), default="default")
     parser.add_argument("--epochs", type=int, default=None, help="default: 8 (default size), 2 (small)")
     parser.add_argument("--no-serve", action="store_true", help="stop after training and the report")

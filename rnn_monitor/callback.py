@@ -151,17 +151,21 @@ class RNNMonitor(keras.callbacks.Callback):
         return chosen
 
     def _start(self) -> None:
+        """Find the layers and check the probe data first, then open the writer: a fit that fails
+        on bad input leaves no event file behind, and every event file starts with a manifest."""
         self._started = True
         self.infos = self._select_layers(find_rnn_layers(self.model))
-        if self.writer is None:
-            self.writer = SummaryWriter(self.run_dir)
         if "writer" not in self._parts:
+            probe = self._make_probe() if self.probe_data is not None else None
+            if self.writer is None:
+                self.writer = SummaryWriter(self.run_dir)
             self._parts["writer"] = self.writer
             self._parts["weights"] = WeightMonitor(
                 self.infos, self.writer, histograms=self.histograms, weight_images=self.images
             )
-            if self.probe_data is not None:
-                self._parts["probe"] = self._make_probe()
+            if probe is not None:
+                probe.attach(self.writer)
+                self._parts["probe"] = probe
             else:
                 logger.warning(
                     "rnn_monitor: no probe_data given, so only weights are monitored; pass "
@@ -182,7 +186,7 @@ class RNNMonitor(keras.callbacks.Callback):
             model=self.model,
             infos=self.infos,
             probe_data=self.probe_data,
-            writer=self.writer,
+            writer=None,  # attached once the probe data passed its checks
             thresholds=self.thresholds,
             vocabulary=self.vocabulary,
             text_samples=self.text_samples,

@@ -158,3 +158,24 @@ def test_a_failing_disk_write_never_stops_training(log_dir, monkeypatch, caplog)
         history = _model().fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False)])
     assert len(history.history["loss"]) == 2
     assert "writer part failed" in caplog.text and "No space left" in caplog.text
+
+
+def test_fit_failing_on_bad_probe_data_leaves_no_headless_event_file(tmp_path):
+    """Wrong probe data stops the fit before training, and writes nothing a reader would trip on."""
+    import subprocess
+    import sys
+
+    x, y = _data()
+    good = tmp_path / "good"
+    _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(good), probe_data=(x, y))])
+    bad = tmp_path / "bad"
+    with pytest.raises(ValueError, match="probe_data x has shape"):
+        _model().fit(x, y, epochs=1, verbose=0,
+                     callbacks=[RNNMonitor(str(bad), probe_data=(np.zeros((4, 5, 2), "float32"), y[:4]))])
+    run_dir = bad / "rnn_monitor"
+    assert not run_dir.exists() or not any("tfevents" in p.name for p in run_dir.iterdir())
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnn_monitor.cli", "check", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == "" and "OK: no alerts in 1 run(s)" in proc.stdout

@@ -151,6 +151,11 @@ class ProbeMonitor:
         )
         self._mark = self.writer.bytes_this_step if self.writer is not None else 0
 
+    def attach(self, writer: Any) -> None:
+        """Write through `writer` from now on (the byte cap counts from its current size)."""
+        self.writer = writer
+        self._mark = writer.bytes_this_step
+
     def describe(self) -> dict:
         """JSON-ready probe settings for the manifest."""
         return {

@@ -17,7 +17,7 @@ def test_adding_problem_small_shows_the_alert_difference(tmp_path):
     log_dir = tmp_path / "adding"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, EXAMPLE, "--small", "--log-dir", str(log_dir)],
+        [sys.executable, EXAMPLE, "--size", "small", "--logdir", str(log_dir)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
