@@ -1,4 +1,4 @@
-"""The `rnn-monitor` command line: `report LOGDIR` and `check LOGDIR` (see `--help`).
+"""The `rnn-monitor` command line: `report LOGDIR`, `check LOGDIR` and `text LOGDIR` (see `--help`).
 
 Reads logs with `rnn_monitor.logdir.reader` only: it never imports TensorFlow, so it starts fast and
 runs where TensorFlow is not installed (a CI job that only checks logs).
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     from rnn_monitor import __version__
 
     parser.add_argument("--version", action="version", version=f"rnn-monitor {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{report,check}")
+    sub = parser.add_subparsers(dest="command", metavar="{report,check,text}")
     sub.required = True
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -60,6 +60,20 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore", metavar="KINDS", default="",
         help="comma-separated alert kinds that do not fail the check (e.g. saturated,dead)",
     )
+    text = sub.add_parser(
+        "text", parents=[common],
+        help="the probe text coloured by one unit's activation",
+        description="Print the probe sequences with each token's background coloured by one "
+        "unit's activation (diverging: blue negative, white 0, red positive). LOGDIR is one run.",
+    )
+    text.add_argument("--layer", required=True, help="layer name as in the report, e.g. lstm or bi/forward")
+    text.add_argument("--unit", required=True, type=int, help="the layer's unit index")
+    text.add_argument("--state", default="h", help="h (default), c, or a gate: i f g o (LSTM), z r hh (GRU)")
+    text.add_argument("--epoch", type=int, default=None, help="logged epoch (default: the last)")
+    text.add_argument("--sequence", type=int, action="append", default=None,
+                      help="probe sequence index to show (repeatable; default: all kept ones)")
+    text.add_argument("--scale", type=float, default=None,
+                      help="|activation| shown at full colour (default: the largest shown)")
     return parser
 
 
@@ -126,13 +140,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rnn_monitor.cli import check, report, terminal
 
+    style = terminal.Style(terminal.use_colour(args.color, sys.stdout), terminal.can_unicode(sys.stdout))
+    if args.command == "text":
+        return _text(args, style)
     runs = _load_runs(args.logdir)
     summaries = [report.summarize_run(run, name) for name, run in runs]
     if not any(s["epochs"] for s in summaries):
         raise CLIError(
             f"{args.logdir}: no epoch logged yet (RNNMonitor writes at the end of each logged epoch)"
         )
-    style = terminal.Style(terminal.use_colour(args.color, sys.stdout), terminal.can_unicode(sys.stdout))
     if args.command == "report":
         if args.json:
             n_alerts = sum(len(s["alerts"]) for s in summaries)
@@ -146,6 +162,23 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     print(text)
     return EXIT_ALERTS if n_alerts else EXIT_OK
+
+
+def _text(args: argparse.Namespace, style: object) -> int:
+    from rnn_monitor.cli import text
+
+    runs = _load_runs(args.logdir)
+    if len(runs) > 1:
+        raise CLIError(
+            f"{args.logdir} holds {len(runs)} runs; give one of them: "
+            + ", ".join(os.path.join(args.logdir, name) for name, _ in runs)
+        )
+    try:
+        print(text.run_text(runs[0][1], args.layer, args.unit, args.state, args.epoch,
+                            args.sequence, args.scale, args.json, style))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

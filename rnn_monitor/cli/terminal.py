@@ -35,8 +35,11 @@ def number(value: Any) -> Optional[float]:
 
 
 class Style:
+    """How to print: ANSI colour or not, Unicode or ASCII."""
+
     def __init__(self, colour: bool, unicode: bool = True) -> None:
         self.colour = colour
+        self.unicode = unicode
         self.spark_chars = SPARK_UNICODE if unicode else SPARK_ASCII
         self.ellipsis = "…" if unicode else "..."
         self.arrow = "→" if unicode else "->"

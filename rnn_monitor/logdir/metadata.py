@@ -147,3 +147,19 @@ def decode_text(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     return str(value)
+
+
+def activation_unit_ids(manifest: dict, layer_name: str, n_units: int) -> list[int]:
+    """Which of the layer's units the activation columns are: ``RNNMonitor(units=[...])``
+    keeps a subset (those within the layer's size), in the order given; otherwise all."""
+    probe = manifest.get("probe") if isinstance(manifest.get("probe"), dict) else {}
+    chosen = probe.get("units") if probe else None
+    size = None
+    for info in manifest.get("layers", []):
+        if isinstance(info, dict) and info.get("name") == layer_name and isinstance(info.get("units"), int):
+            size = info["units"]
+    if isinstance(chosen, list) and all(isinstance(u, int) for u in chosen):
+        keep = [u for u in chosen if 0 <= u and (size is None or u < size)]
+        if len(keep) == n_units:
+            return keep
+    return list(range(n_units))

@@ -160,6 +160,11 @@ class Run:
             raise KeyError(f"no activations at epoch {epoch}; epochs: {sorted(series)}")
         return series[epoch].astype(np.float32)
 
+    def unit_ids(self, layer: str, state: str = "h") -> list[int]:
+        """The layer's own unit index of each activation column (``RNNMonitor(units=...)``)."""
+        n_units = self.activations(layer, state).shape[-1]
+        return metadata.activation_unit_ids(self.manifest, layer, n_units)
+
     @property
     def tokens(self) -> Optional[np.ndarray]:
         """[S, T] decoded probe tokens, when a vocabulary was given."""
