@@ -19,7 +19,7 @@ import keras
 
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
-from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds
+from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
 from rnn_monitor.distribute import is_chief
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.weights.monitor import WeightMonitor
@@ -44,6 +44,13 @@ class RNNMonitor(keras.callbacks.Callback):
         text_samples: probe sequences whose activations are kept for the text view.
         max_timesteps: probe only the last `max_timesteps` steps of each sequence.
         units: indices of the units whose activations are written (default all).
+        unit_samples: probe sequences whose h feeds each unit's average input and spectrum.
+        average_input_window: input steps before each position in a unit's average input.
+        generate: ``{"seed": "def ", "steps": 200, "temperature": 0.0}`` to generate text from
+            a next-token model each logged epoch and log it with every layer's activations.
+        importance: occlusion importance and prediction-as-read of the text-view sequences:
+            "auto" (for classifiers, whose output is not per timestep), True or False.
+        max_copies: occluded copies / prefixes per `predict` call (bounds its memory).
         max_bytes_per_epoch: what one logged epoch may write (gradient tensors always, then
             tokens, images and activations while they fit); None for no cap.
         thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
@@ -70,6 +77,11 @@ class RNNMonitor(keras.callbacks.Callback):
         text_samples: int = 4,
         max_timesteps: Optional[int] = None,
         units: Optional[Sequence[int]] = None,
+        unit_samples: int = 16,
+        average_input_window: int = 10,
+        generate: Optional[Mapping[str, Any]] = None,
+        importance: Any = "auto",
+        max_copies: int = 1024,
         max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES_PER_EPOCH,
         thresholds: Optional[Mapping[str, Any]] = None,
         alerts: bool = True,
@@ -92,6 +104,13 @@ class RNNMonitor(keras.callbacks.Callback):
         self.text_samples = int(text_samples)
         self.max_timesteps = max_timesteps
         self.units = list(units) if units is not None else None
+        self.unit_samples = unit_samples
+        self.average_input_window = average_input_window
+        self.generate = check_generate_config(generate)
+        if importance not in ("auto", True, False):
+            raise ValueError(f"importance must be 'auto', True or False, got {importance!r}")
+        self.importance = importance
+        self.max_copies = int(max_copies)
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
@@ -157,6 +176,7 @@ class RNNMonitor(keras.callbacks.Callback):
         self.infos = self._select_layers(find_rnn_layers(self.model))
         if "writer" not in self._parts:
             probe = self._make_probe() if self.probe_data is not None else None
+            interpret = self._make_interpret()
             if self.writer is None:
                 self.writer = SummaryWriter(self.run_dir)
             self._parts["writer"] = self.writer
@@ -171,6 +191,9 @@ class RNNMonitor(keras.callbacks.Callback):
                     "rnn_monitor: no probe_data given, so only weights are monitored; pass "
                     "probe_data=(x, y) for gradients through time, activations and unit health"
                 )
+            if interpret.active:
+                interpret.writer = self.writer
+                self._parts["interpret"] = interpret
             if self.alerts_enabled:
                 self._parts["alerts"] = self._make_alerts()
         self.writer.json_tensor(metadata.MANIFEST, self.manifest(), step=self._initial_epoch())
@@ -190,6 +213,8 @@ class RNNMonitor(keras.callbacks.Callback):
             thresholds=self.thresholds,
             vocabulary=self.vocabulary,
             text_samples=self.text_samples,
+            unit_samples=self.unit_samples,
+            average_input_window=self.average_input_window,
             max_timesteps=self.max_timesteps,
             units=self.units,
             images=self.images,
@@ -197,6 +222,21 @@ class RNNMonitor(keras.callbacks.Callback):
         )
         probe.start()  # validates probe data: a wrong shape is an error before training
         return probe
+
+    def _make_interpret(self) -> Any:
+        from rnn_monitor.interpret.monitor import InterpretMonitor
+
+        return InterpretMonitor(
+            model=self.model,
+            infos=self.infos,
+            writer=None,  # attached once every check passed
+            probe_data=self.probe_data,
+            vocabulary=self.vocabulary,
+            text_samples=self.text_samples,
+            generate=self.generate,
+            importance=self.importance,
+            max_copies=self.max_copies,
+        )
 
     def _make_alerts(self) -> Any:
         from rnn_monitor.alerts import AlertEngine
@@ -211,11 +251,13 @@ class RNNMonitor(keras.callbacks.Callback):
     def manifest(self) -> dict:
         """What the log holds: layers and their gate layouts, probe settings, thresholds."""
         probe = self._parts.get("probe")
+        interpret = self._parts.get("interpret")
         return {
             "version": metadata.CONTENT_VERSION,
             "layers": [info.describe() for info in self.infos],
             "every": self.every,
             "probe": probe.describe() if probe is not None else None,
+            "interpret": interpret.describe() if interpret is not None else None,
             "thresholds": vars(self.thresholds).copy(),
         }
 
@@ -239,6 +281,8 @@ class RNNMonitor(keras.callbacks.Callback):
     def _log_epoch(self, epoch: int) -> None:
         record = EpochRecord(epoch)
         self._guard("weights", lambda part: part.log_epoch(epoch, record))
+        # Before the probe, so that the probe's byte cap counts what this part wrote.
+        self._guard("interpret", lambda part: part.log_epoch(epoch, record))
         self._guard("probe", lambda part: part.log_epoch(epoch, record))
         self._guard("writer", lambda writer: _write_scalars(writer, record))
         self._guard("alerts", lambda part: part.evaluate(epoch, record, self.model))

@@ -40,3 +40,41 @@ class Thresholds:
                 f"unknown threshold(s) {unknown}; known thresholds: {sorted(known)}"
             )
         return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+    """`RNNMonitor(generate={...})`: text generated from a next-token model each logged epoch."""
+
+    seed: Any  # a string (encoded with the vocabulary) or a sequence of token ids
+    steps: int = 200  # tokens generated after the seed
+    temperature: float = 0.0  # 0: greedy; otherwise softmax sampling at this temperature
+    random_seed: int = 0  # sampling is repeatable: the same seed every logged epoch
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "GenerateConfig":
+        """Checked settings; an unknown or missing key, or a bad value, is a ValueError."""
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"generate: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        if "seed" not in values or values["seed"] is None or len(values["seed"]) == 0:
+            raise ValueError('generate needs a non-empty "seed": the text (or token ids) to start from')
+        config = cls(**values)
+        if not isinstance(config.steps, int) or config.steps < 1:
+            raise ValueError(f"generate: steps must be a positive integer, got {config.steps!r}")
+        if not isinstance(config.temperature, (int, float)) or config.temperature < 0:
+            raise ValueError(f"generate: temperature must be >= 0, got {config.temperature!r}")
+        return config
+
+
+def check_generate_config(values: Optional[Mapping[str, Any]]) -> Optional[GenerateConfig]:
+    """None when generation is off, else the checked `GenerateConfig`."""
+    if values is None:
+        return None
+    if isinstance(values, GenerateConfig):
+        return values
+    if not isinstance(values, Mapping):
+        raise ValueError(f'generate must be a dict like {{"seed": "def ", "steps": 200}}, got {type(values).__name__}')
+    return GenerateConfig.from_mapping(values)

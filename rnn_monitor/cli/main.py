@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument("--unit", required=True, type=int, help="the layer's unit index")
     text.add_argument("--state", default="h", help="h (default), c, or a gate: i f g o (LSTM), z r hh (GRU)")
     text.add_argument("--epoch", type=int, default=None, help="logged epoch (default: the last)")
+    text.add_argument("--source", choices=("probe", "generated"), default="probe",
+                      help="the probe text (default) or the text generated at that epoch "
+                      "(RNNMonitor(generate={...}))")
     text.add_argument("--sequence", type=int, action="append", default=None,
                       help="probe sequence index to show (repeatable; default: all kept ones)")
     text.add_argument("--scale", type=float, default=None,
@@ -175,7 +178,7 @@ def _text(args: argparse.Namespace, style: object) -> int:
         )
     try:
         print(text.run_text(runs[0][1], args.layer, args.unit, args.state, args.epoch,
-                            args.sequence, args.scale, args.json, style))
+                            args.sequence, args.scale, args.json, style, source=args.source))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     return EXIT_OK

@@ -1,5 +1,6 @@
-"""`rnn-monitor text`: the probe text with each token's background coloured by one unit's
-activation (johndah's and Karpathy's terminal view), read from the log, no TensorFlow.
+"""`rnn-monitor text`: the probe text (or the text generated at an epoch) with each token's
+background coloured by one unit's activation (johndah's and Karpathy's terminal view), read
+from the log, no TensorFlow.
 
 Colour scale: diverging, white at 0, red for positive and blue for negative activations, scaled
 by the largest |activation| of the shown sequences (or `--scale`). Without colour (not a
@@ -134,10 +135,31 @@ def select(run: Any, layer: str, unit: int, state: str, epoch: Optional[int]) ->
     return values, rows, int(chosen)
 
 
+def select_generated(run: Any, layer: str, unit: int, state: str, epoch: Optional[int]) -> tuple[np.ndarray, list, int]:
+    """Like `select`, for the text generated at `epoch`: one sequence, every unit."""
+    try:
+        gen = run.generated(epoch)
+    except KeyError as exc:
+        raise ValueError(str(exc).strip("'\"")) from None
+    layers = gen["activations"]
+    if layer not in layers:
+        raise ValueError(f"no generated activations for layer {layer!r}; layers: {', '.join(layers) or 'none'}")
+    if state not in layers[layer]:
+        raise ValueError(f"no generated activations of state {state!r} for {layer}; states: {', '.join(layers[layer])}")
+    acts = layers[layer][state]
+    if not 0 <= unit < acts.shape[1]:
+        raise ValueError(f"unit {unit} of {layer} was not logged; units logged: 0..{acts.shape[1] - 1}")
+    return acts[None, :, unit], [gen["tokens"]], int(gen["epoch"])
+
+
 def run_text(run: Any, layer: str, unit: int, state: str, epoch: Optional[int],
-             sequences: Optional[Sequence[int]], scale: Optional[float], as_json: bool, style: Style) -> str:
-    """What `rnn-monitor text` prints."""
-    values, rows, chosen = select(run, layer, unit, state, epoch)
+             sequences: Optional[Sequence[int]], scale: Optional[float], as_json: bool, style: Style,
+             source: str = "probe") -> str:
+    """What `rnn-monitor text` prints (`source`: "probe" text or "generated" text)."""
+    if source == "generated":
+        values, rows, chosen = select_generated(run, layer, unit, state, epoch)
+    else:
+        values, rows, chosen = select(run, layer, unit, state, epoch)
     picked = list(range(len(rows))) if not sequences else list(sequences)
     bad = [s for s in picked if not 0 <= s < len(rows)]
     if bad:
@@ -148,16 +170,16 @@ def run_text(run: Any, layer: str, unit: int, state: str, epoch: Optional[int],
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     if as_json:
         return json.dumps({
-            "layer": layer, "unit": unit, "state": state, "epoch": chosen, "scale": scale,
+            "layer": layer, "unit": unit, "state": state, "epoch": chosen, "scale": scale, "source": source,
             "sequences": [
                 {"index": s, "tokens": [str(t) for t in rows[s]],
                  "values": [None if not math.isfinite(float(v)) else round(float(v), 5) for v in values[s]]}
                 for s in picked
             ],
         }, indent=2)
-    out = [f"{layer} unit {unit} ({state}), epoch {chosen}, probe text; {legend(scale, style)}"]
+    out = [f"{layer} unit {unit} ({state}), epoch {chosen}, {source} text; {legend(scale, style)}"]
     for s in picked:
         out.append("")
-        out.append(style(f"-- sequence {s}", "bold"))
+        out.append(style(f"-- sequence {s}" if source == "probe" else "-- generated", "bold"))
         out.append(render(rows[s], values[s], scale, style))
     return "\n".join(out)

@@ -53,8 +53,27 @@ TEMPORAL_FLOW = "temporal_flow"  # float32 [K]: F[k], k = 0 .. K-1
 # (the candidate h~). Gates are left out for a layer whose rebuilt gates disagree with the cell.
 ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) for S sequences
 
-LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS)
-RUN_KINDS = (MANIFEST, TOKENS, ALERTS)
+
+# What each unit does (DESIGN.md "Interpretability"), per layer and logged epoch, from the h of
+# the first `unit_samples` probe sequences (input order; backward layers read in their own order,
+# see `rnn_monitor.probe.units`):
+AVERAGE_INPUT = "average_input"  # float16 [U, W, D]: activation-weighted mean input window
+PERIODICITY = "periodicity"  # float16 [U, F']: power spectrum, F' <= MAX_SPECTRUM_BINS bins
+PERIODICITY_FREQS = "periodicity_freqs"  # float32 [F']: bin centres, cycles per step
+PERIODICITY_PEAK = "periodicity_peak"  # float32 [2, U]: peak_freq, strength (full resolution)
+# Generated text (RNNMonitor(generate={...})): run-wide tokens, per-layer activations per state.
+GENERATED_TOKENS = "generated_tokens"  # string [N]: seed + generated tokens, decoded
+GENERATED_ACTIVATIONS = "generated_activations"  # float16 [N, U] per state: state after token n
+# Classifiers (output not per timestep): run-wide, for the text-view sequences.
+TOKEN_IMPORTANCE = "token_importance"  # float32 [S, T]: occlusion score drop, NaN at padding
+PREDICTION_AS_READ = "prediction_as_read"  # float32 [S, T]: score after reading t+1 tokens
+IMPORTANCE_INFO = "importance_info"  # string scalar: JSON {target, score, decision, fill, window}
+MAX_SPECTRUM_BINS = 128
+
+LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS,
+               AVERAGE_INPUT, PERIODICITY, PERIODICITY_FREQS, PERIODICITY_PEAK, GENERATED_ACTIVATIONS)
+RUN_KINDS = (MANIFEST, TOKENS, ALERTS, GENERATED_TOKENS, TOKEN_IMPORTANCE, PREDICTION_AS_READ,
+             IMPORTANCE_INFO)
 
 # Scalar names written per layer (the gate-wise ones are built by `gate_scalar_name`).
 HEALTH_SCALARS = (

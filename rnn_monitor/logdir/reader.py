@@ -160,6 +160,60 @@ class Run:
             raise KeyError(f"no activations at epoch {epoch}; epochs: {sorted(series)}")
         return series[epoch].astype(np.float32)
 
+    def _at(self, kind: str, layer: Optional[str], epoch: Optional[int], state: Optional[str] = None,
+            what: str = "") -> tuple[int, np.ndarray]:
+        """``(epoch, array)`` of one plugin tensor at `epoch` (default: the last logged)."""
+        series = self._series(kind, layer, state)
+        if not series:
+            where = f" for layer {layer!r}" if layer else ""
+            raise KeyError(f"no {kind}{where} in this run{what}")
+        epoch = max(series) if epoch is None else int(epoch)
+        if epoch not in series:
+            raise KeyError(f"no {kind} at epoch {epoch}; epochs: {sorted(series)}")
+        return epoch, series[epoch]
+
+    def average_input(self, layer: str, epoch: Optional[int] = None) -> np.ndarray:
+        """[units, window, D]: the input each unit likes to see (activation-weighted mean input
+        window; D = vocabulary size for token ids), at `epoch` (default: the last)."""
+        return self._at(metadata.AVERAGE_INPUT, layer, epoch,
+                        what=" (logged when probe_data are token ids or rows [B, T, D])")[1].astype(np.float32)
+
+    def periodicity(self, layer: str, epoch: Optional[int] = None) -> dict:
+        """``{freqs, power [units, F], peak_freq [units], strength [units]}`` of the units' h at
+        `epoch`; `power` is binned to at most `metadata.MAX_SPECTRUM_BINS` frequencies, the peak
+        and strength are computed at full resolution."""
+        epoch, power = self._at(metadata.PERIODICITY, layer, epoch)
+        freqs = self._at(metadata.PERIODICITY_FREQS, layer, epoch)[1]
+        peak = self._at(metadata.PERIODICITY_PEAK, layer, epoch)[1]
+        return {"freqs": freqs.astype(np.float64), "power": power.astype(np.float32),
+                "peak_freq": peak[0].astype(np.float64), "strength": peak[1].astype(np.float64)}
+
+    def token_importance(self, epoch: Optional[int] = None) -> dict:
+        """Classifiers: ``{importance [S, T], prediction_as_read [S, T], target, score, decision,
+        tokens}`` for the text-view sequences at `epoch` (default: the last); NaN at padding."""
+        why = " (logged for classifiers, whose output is one vector per sequence, with probe_data)"
+        epoch, importance = self._at(metadata.TOKEN_IMPORTANCE, None, epoch, what=why)
+        reading = self._at(metadata.PREDICTION_AS_READ, None, epoch)[1]
+        info = json.loads(metadata.decode_text(self._at(metadata.IMPORTANCE_INFO, None, epoch)[1]))
+        tokens = self.tokens
+        return dict(info, epoch=epoch, importance=importance.astype(np.float32),
+                    prediction_as_read=reading.astype(np.float32),
+                    tokens=None if tokens is None else tokens[: importance.shape[0]])
+
+    def generated(self, epoch: Optional[int] = None) -> dict:
+        """``{epoch, tokens, text, activations: {layer: {state: [N, units]}}}``: the text generated
+        at `epoch` (default: the last) with the state of every layer after each token."""
+        epoch, raw = self._at(metadata.GENERATED_TOKENS, None, epoch,
+                              what=' (logged with RNNMonitor(generate={"seed": ...}))')
+        tokens = [metadata.decode_text(t) for t in np.asarray(raw, dtype=object).ravel()]
+        activations: dict[str, dict[str, np.ndarray]] = {}
+        prefix = f"/{metadata.PREFIX}/{metadata.GENERATED_ACTIVATIONS}/"
+        for tag, series in self._tensors.items():
+            if prefix in tag and epoch in series:
+                layer, state = tag.split(prefix)
+                activations.setdefault(layer, {})[state] = tensor_util.make_ndarray(series[epoch][1]).astype(np.float32)
+        return {"epoch": epoch, "tokens": tokens, "text": "".join(tokens), "activations": activations}
+
     def unit_ids(self, layer: str, state: str = "h") -> list[int]:
         """The layer's own unit index of each activation column (``RNNMonitor(units=...)``)."""
         n_units = self.activations(layer, state).shape[-1]

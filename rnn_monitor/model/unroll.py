@@ -21,7 +21,8 @@ checks them against the cell's own h (and c) on the first `CHECK_ROWS` sequences
 absolute difference, ``recon``; the caller drops a layer's gates when it is above 1e-5), and
 reduces early: per-unit accumulators over the valid (b, t) positions (sum and sum of squares of
 h in float64, max |state|, saturation counts, non-finite counts) and the first
-``text_samples`` sequences of every state are all that leaves the function.
+``text_samples`` sequences of every state (of h: ``h_samples``, for the units' descriptions) are all
+that leaves the function.
 
 The temporal flow needs one extra backward per layer: from ``<v, h_last>`` with
 ``v = stop_gradient(dL/dh_last)`` (dL/dh at each sequence's last valid step) to that layer's eps
@@ -51,10 +52,10 @@ import functools
 import logging
 from typing import Any, Sequence
 
-import keras
 import tensorflow as tf
 
 from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.model.gates import gru_gates
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -97,50 +98,6 @@ class _Trace:
         self.direct_state = True  # eps goes into the recurrence (False for odd custom cells)
 
 
-def _gates_lstm(cell, x_t, h_prev, c_prev):
-    z = keras.ops.matmul(x_t, cell.kernel) + keras.ops.matmul(h_prev, cell.recurrent_kernel)
-    if cell.use_bias:
-        z = z + cell.bias
-    z0, z1, z2, z3 = tf.split(z, 4, axis=-1)
-    i = cell.recurrent_activation(z0)
-    f = cell.recurrent_activation(z1)
-    g = cell.activation(z2)
-    o = cell.recurrent_activation(z3)
-    c = f * c_prev + i * g
-    h = o * cell.activation(c)
-    return {"i": i, "f": f, "g": g, "o": o}, h, c
-
-
-def _gates_gru(cell, x_t, h_prev):
-    units = cell.units
-    matrix_x = keras.ops.matmul(x_t, cell.kernel)
-    input_bias = recurrent_bias = None
-    if cell.use_bias:
-        if cell.reset_after:
-            input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
-        else:
-            input_bias = cell.bias
-    if input_bias is not None:
-        matrix_x = matrix_x + input_bias
-    x_z, x_r, x_h = tf.split(matrix_x, 3, axis=-1)
-    rk = cell.recurrent_kernel
-    if cell.reset_after:
-        inner = keras.ops.matmul(h_prev, rk)
-        if recurrent_bias is not None:
-            inner = inner + recurrent_bias
-        r_z, r_r, r_h = inner[:, :units], inner[:, units : 2 * units], inner[:, 2 * units :]
-        z = cell.recurrent_activation(x_z + r_z)
-        r = cell.recurrent_activation(x_r + r_r)
-        hh = cell.activation(x_h + r * r_h)
-    else:
-        inner = keras.ops.matmul(h_prev, rk[:, : 2 * units])
-        z = cell.recurrent_activation(x_z + inner[:, :units])
-        r = cell.recurrent_activation(x_r + inner[:, units:])
-        hh = cell.activation(x_h + keras.ops.matmul(r * h_prev, rk[:, 2 * units :]))
-    h = z * h_prev + (1.0 - z) * hh
-    return {"z": z, "r": r, "hh": hh}, h
-
-
 def _max_abs_diff(a, b):
     d = tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32))
     d = tf.where(tf.math.is_finite(d), d, tf.zeros_like(d))
@@ -148,11 +105,14 @@ def _max_abs_diff(a, b):
 
 
 class ProbeSettings:
-    def __init__(self, thresholds: Any, text_samples: int) -> None:
+    def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0) -> None:
         self.sat_tanh = float(thresholds.saturation_tanh)
         self.low = float(thresholds.saturation_sigmoid_low)
         self.high = float(thresholds.saturation_sigmoid_high)
         self.text_samples = max(0, int(text_samples))
+        # h alone is kept for more rows: the units' average input and spectrum need more text
+        # than the text view, and keeping only h for them costs 1 state, not all of them.
+        self.h_samples = max(self.text_samples, int(h_samples))
 
 
 CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell
@@ -286,7 +246,9 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
     names = STATE_NAMES[kind]
     sigmoid_gates = SIGMOID_GATES.get(kind, ())
     n_samples = settings.text_samples
-    sample_names = names if n_samples else ()
+    sample_rows = {name: n_samples for name in names} if n_samples else {}
+    if settings.h_samples:
+        sample_rows["h"] = settings.h_samples
     batch_static = h_raw.shape[1]
     width = units * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
     chunk = max(1, CHUNK_ELEMENTS // max(1, (batch_static or 64) * width))
@@ -369,8 +331,8 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             g = obs[gate]
             _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
             _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
-        for name in sample_names:
-            samples[name] = obs[name][:, :n_samples]
+        for name, rows in sample_rows.items():
+            samples[name] = obs[name][:, :rows]
         return acc, samples
 
     # Chunks run one after the other (parallel_iterations=1) so that only one chunk's
@@ -379,7 +341,7 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
     init = _acc_zeros(kind, units)
     sample_tas = {
         name: tf.TensorArray(tf.float32, size=n_chunks, infer_shape=False, element_shape=tf.TensorShape([None, None, units]))
-        for name in sample_names
+        for name in sample_rows
     }
 
     def body(i, acc, tas):
@@ -458,12 +420,12 @@ def _masked_max_diff(a, b, vm):
 
 
 def _gates_gru_seq(cell, x, h_prev):
-    """GRU gates for a whole [t, B, .] block (same math as `_gates_gru`)."""
+    """GRU gates for a whole [t, B, .] block (same math as `gates.gru_gates`)."""
     shape = tf.shape(x)
     t, b = shape[0], shape[1]
     x2 = tf.reshape(x, tf.stack([t * b, tf.shape(x)[-1]]))
     h2 = tf.reshape(h_prev, tf.stack([t * b, tf.shape(h_prev)[-1]]))
-    gates, h = _gates_gru(cell, x2, h2)
+    gates, h = gru_gates(cell, x2, h2)
     units = int(h_prev.shape[-1])
     back = lambda v: tf.reshape(v, tf.stack([t, b, units]))  # noqa: E731
     return {k: back(v) for k, v in gates.items()}, back(h)
@@ -539,11 +501,12 @@ class Unroller:
         text_samples: int,
         gradients: bool,
         flow: bool = True,
+        h_samples: int = 0,
     ) -> None:
         self.flow = flow
         self.model = model
         self.infos = list(infos)
-        self.settings = ProbeSettings(thresholds, text_samples)
+        self.settings = ProbeSettings(thresholds, text_samples, h_samples)
         self.gradients = gradients
         self.traces_count = 0
         # A partial (no __code__): TensorFlow's "frequent retracing" warning counts calls per

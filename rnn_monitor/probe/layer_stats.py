@@ -86,7 +86,12 @@ def layer_stats(
     acts = {}
     for state in states:
         arr = gstats.to_input_order(np.asarray(res["samples"][state], dtype=np.float32), backward, axis=1)
-        arr = np.where(sample_valid[:, :, None], arr, np.nan)
+        if state == "h":  # h is kept for more rows (the units' descriptions): all of them, masked
+            rows = arr.shape[0]
+            out["h_rows"] = np.where(out["valid"][:rows, :, None], arr, np.nan)
+        if n_samples == 0:
+            continue
+        arr = np.where(sample_valid[:, :, None], arr[:n_samples], np.nan)
         if units is not None:
             keep = [u for u in units if 0 <= u < arr.shape[-1]]
             if len(keep) != len(units):

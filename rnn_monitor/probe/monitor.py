@@ -41,6 +41,7 @@ from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.probe.data import expected_shapes, first_array, slice_time, unpack_probe_data, validate_x
 from rnn_monitor.probe.layer_stats import layer_stats, state_names
+from rnn_monitor.probe.units import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
 from rnn_monitor.record import EpochRecord
 
@@ -61,6 +62,8 @@ class ProbeMonitor:
         thresholds: Any,
         vocabulary: Optional[Any] = None,
         text_samples: int = 4,
+        unit_samples: int = 16,
+        average_input_window: int = 10,
         max_timesteps: Optional[int] = None,
         units: Optional[Sequence[int]] = None,
         images: bool = True,
@@ -73,6 +76,13 @@ class ProbeMonitor:
         self.thresholds = thresholds
         self.vocabulary = vocabulary
         self.text_samples = max(0, int(text_samples))
+        if not isinstance(unit_samples, int) or unit_samples < 0:
+            raise ValueError(f"unit_samples must be a non-negative integer, got {unit_samples!r}")
+        if not isinstance(average_input_window, int) or average_input_window < 1:
+            raise ValueError(f"average_input_window must be a positive integer, got {average_input_window!r}")
+        self.unit_samples = unit_samples
+        self.average_input_window = average_input_window
+        self._unit_inputs: Optional[tuple] = None  # (inputs, vocab_size) for the units' descriptions
         if max_timesteps is not None and (not isinstance(max_timesteps, int) or max_timesteps < 1):
             raise ValueError(f"max_timesteps must be a positive integer or None, got {max_timesteps!r}")
         self.max_timesteps = max_timesteps
@@ -147,8 +157,15 @@ class ProbeMonitor:
             )
         self.gradients = y is not None and has_loss
         self._unroller = Unroller(
-            self.model, self.infos, self.thresholds, self.text_samples, gradients=self.gradients
+            self.model, self.infos, self.thresholds, self.text_samples, gradients=self.gradients,
+            h_samples=self.unit_samples,
         )
+        if self.unit_samples:
+            inputs, vocab_size, why = probe_inputs(x, self.vocabulary)
+            if inputs is None:
+                self._say_once("units-input", "rnn_monitor: average input per unit is off: %s", why)
+            else:
+                self._unit_inputs = (inputs[: self.unit_samples], vocab_size)
         self._mark = self.writer.bytes_this_step if self.writer is not None else 0
 
     def attach(self, writer: Any) -> None:
@@ -162,6 +179,13 @@ class ProbeMonitor:
             "batch_size": self.batch_size,
             "timesteps": self.timesteps,
             "text_samples": min(self.text_samples, self.batch_size),
+            "unit_samples": min(self.unit_samples, self.batch_size),
+            "average_input_window": self.average_input_window,
+            "average_input": None if self._unit_inputs is None else {
+                "vocab_size": self._unit_inputs[1],
+                "input": "tokens" if self._unit_inputs[1] is not None else "continuous",
+                "order": "reading order (backward layers: reversed)",
+            },
             "vocabulary": self.vocabulary is not None,
             "gradients": bool(self.gradients),
             "max_timesteps": self.max_timesteps,
@@ -196,6 +220,14 @@ class ProbeMonitor:
             )
             results[info.name] = out
             queue_writes(info, out, essentials, optional, with_image=self.images)
+            inputs, vocab_size = self._unit_inputs or (None, None)
+            if inputs is not None and out.get("h_rows") is not None and out["h_rows"].shape[1] != inputs.shape[1]:
+                self._say_once(f"units-steps:{info.name}", "rnn_monitor: layer %r runs %d steps over %d input "
+                               "steps, so its average input is not computed", info.name, out["h_rows"].shape[1], inputs.shape[1])
+            elif inputs is not None and out.get("h_rows") is not None:
+                out["units"] = describe_units(inputs, out["h_rows"], info.direction == "backward",
+                                              self.average_input_window, vocab_size)
+                queue_unit_writes(info.name, out["units"], vocab_size is None, optional, self.images)
         if not self._tokens_written and self.vocabulary is not None:
             tokens = encode_tokens(self.x, self.vocabulary, self.text_samples, self._say_once)
             if tokens is not None:

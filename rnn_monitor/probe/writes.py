@@ -87,7 +87,9 @@ def write_within_cap(
     writer: Any, epoch: int, essentials: list, optional: list, cap: Optional[int], start_bytes: int
 ) -> tuple[list[str], bool]:
     """Write every essential item, then the optional ones by priority while the epoch's bytes
-    (counted from `start_bytes`) stay under `cap`. Returns (labels left out, tokens written)."""
+    (counted from `start_bytes`) stay under `cap`. An optional item is an image, one plugin
+    tensor ``(kind, data, layer, state)``, or a list of tensors written together.
+    Returns (labels left out, tokens written)."""
     for kind, data, layer, state in essentials:
         writer.plugin_tensor(kind, data, epoch, layer=layer, state=state)
     skipped: list[str] = []
@@ -97,11 +99,11 @@ def write_within_cap(
         if cap is not None and used + size > cap:
             skipped.append(label)
             continue
-        if item[0] == "image":
+        if isinstance(item, tuple) and item[0] == "image":
             _, tag, rgb, description = item
             writer.image(tag, rgb, epoch, description=description)
-        else:
-            kind, data, layer, state = item
+            continue
+        for kind, data, layer, state in item if isinstance(item, list) else [item]:
             writer.plugin_tensor(kind, data, epoch, layer=layer, state=state)
             wrote_tokens = wrote_tokens or kind == metadata.TOKENS
     return skipped, wrote_tokens

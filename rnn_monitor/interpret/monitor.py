@@ -1,0 +1,185 @@
+"""The interpretability part of the monitor, each logged epoch: token importance for classifiers
+(occlusion and prediction as read, on the text-view sequences) and generated text with every
+layer's activations (``RNNMonitor(generate={...})``). The methods are `rnn_monitor.interpret`'s;
+this part decides when they apply, prepares their inputs and writes their results (layout in
+`rnn_monitor.logdir.metadata`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from rnn_monitor.config import GenerateConfig
+from rnn_monitor.logdir import metadata
+from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.probe.data import first_array, unpack_probe_data
+
+logger = logging.getLogger("rnn_monitor")
+
+
+def encode_seed(seed: Any, vocabulary: Optional[Sequence[str]]) -> list[int]:
+    """Token ids of the generation seed: ids as given, or a string split into the vocabulary's
+    tokens (longest match first); a ValueError names a character the vocabulary lacks."""
+    if not isinstance(seed, str):
+        return [int(t) for t in seed]
+    if vocabulary is None:
+        raise ValueError("generate: a text seed needs RNNMonitor(vocabulary=...) to encode it; or pass token ids")
+    index = {str(tok): i for i, tok in enumerate(vocabulary)}
+    longest = max((len(t) for t in index), default=1)
+    ids, pos = [], 0
+    while pos < len(seed):
+        for size in range(min(longest, len(seed) - pos), 0, -1):
+            piece = seed[pos : pos + size]
+            if piece in index:
+                ids.append(index[piece])
+                pos += size
+                break
+        else:
+            raise ValueError(f"generate: the seed's character {seed[pos]!r} is not in the vocabulary")
+    return ids
+
+
+def output_kind(model: Any) -> tuple[bool, Optional[float]]:
+    """``(classifier, decision point)``: a classifier's output is one vector per sequence
+    ([batch, classes], not per timestep). The decision point is where the prediction-as-read
+    scale is white: 0.5 for a sigmoid unit, 1/K for softmax, 0 for logits."""
+    try:
+        shape = tuple(model.outputs[0].shape) if len(model.outputs) == 1 else None
+    except Exception:
+        shape = None
+    if shape is None or len(shape) != 2:
+        return False, None
+    classes = shape[-1] or 1
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)
+    if activation == "sigmoid":
+        return True, 0.5
+    if activation == "softmax":
+        return True, 1.0 / classes
+    return True, 0.0
+
+
+def padding_mask(model: Any, x: np.ndarray) -> np.ndarray:
+    """[B, T] True where a token is real: with an `Embedding(mask_zero=True)`, id 0 is padding."""
+    import keras
+
+    masked = any(isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)
+                 for layer in _all_layers(model))
+    valid = np.ones(x.shape[:2], dtype=bool)
+    if masked and np.issubdtype(x.dtype, np.integer):
+        valid = x != 0
+    return valid
+
+
+def _all_layers(model: Any) -> list:
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
+
+
+class InterpretMonitor:
+    """Token importance (classifiers) and generated text, written each logged epoch."""
+
+    def __init__(
+        self,
+        model: Any,
+        infos: Sequence[RNNLayerInfo],
+        writer: Any,
+        probe_data: Any,
+        vocabulary: Optional[Sequence[str]],
+        text_samples: int,
+        generate: Optional[GenerateConfig],
+        importance: Any = "auto",
+        max_copies: int = 1024,
+    ) -> None:
+        self.model = model
+        self.infos = list(infos)
+        self.writer = writer
+        self.vocabulary = vocabulary
+        self.generate_config = generate
+        self.max_copies = max_copies
+        self.x: Optional[np.ndarray] = None
+        self.importance = False
+        self.decision: Optional[float] = None
+        self.seed_ids: Optional[list[int]] = None
+        self.last_generation: Any = None
+        classifier, self.decision = output_kind(model)
+        if probe_data is not None and importance and (importance is True or classifier):
+            x = unpack_probe_data(probe_data)[0]
+            rows = first_array(x)
+            if isinstance(x, (dict, list)) and len(x) != 1:
+                logger.warning("rnn_monitor: token importance needs a model with one sequence input; it is off")
+            elif importance is True and not classifier:
+                raise ValueError("importance=True needs a classifier: a model whose output is one vector per sequence")
+            else:
+                self.x = np.asarray(rows)[: max(1, text_samples)]
+                self.importance = True
+        if generate is not None:
+            self.seed_ids = encode_seed(generate.seed, vocabulary)
+
+    def describe(self) -> dict:
+        """JSON-ready settings for the manifest."""
+        config = self.generate_config
+        return {
+            "importance": self.importance,
+            "decision": self.decision,
+            "generate": None if config is None else {
+                "seed": config.seed if isinstance(config.seed, str) else [int(t) for t in config.seed],
+                "steps": config.steps, "temperature": config.temperature, "random_seed": config.random_seed,
+            },
+        }
+
+    @property
+    def active(self) -> bool:
+        return self.importance or self.generate_config is not None
+
+    def log_epoch(self, epoch: int, record: Any = None) -> None:
+        if self.importance:
+            self._log_importance(epoch)
+        if self.generate_config is not None:
+            self._log_generation(epoch)
+
+    def _log_importance(self, epoch: int) -> None:
+        from rnn_monitor.interpret import occlusion, prediction_as_read
+
+        x = self.x
+        full = np.asarray(self.model.predict(x, verbose=0))
+        target = np.zeros(len(x), dtype=int) if full.shape[-1] == 1 else np.argmax(full, axis=-1)
+        valid = padding_mask(self.model, x)
+        importance = np.asarray(occlusion(self.model, x, fill=0, window=1, max_copies=self.max_copies), np.float32)
+        reading = np.asarray(prediction_as_read(self.model, x, fill=0), np.float32)
+        importance = np.where(valid, importance, np.nan)
+        reading = np.where(valid, reading, np.nan)
+        self.writer.plugin_tensor(metadata.TOKEN_IMPORTANCE, importance, epoch)
+        self.writer.plugin_tensor(metadata.PREDICTION_AS_READ, reading, epoch)
+        info = {
+            "target": [int(t) for t in target],
+            "score": [float(full[i, t]) for i, t in enumerate(target)],
+            "decision": self.decision,
+            "fill": 0,
+            "window": 1,
+        }
+        self.writer.json_tensor(metadata.IMPORTANCE_INFO, info, epoch)
+
+    def _log_generation(self, epoch: int) -> None:
+        from rnn_monitor.interpret import generate
+
+        config = self.generate_config
+        rng = np.random.default_rng(config.random_seed)
+        result = generate(self.model, self.seed_ids, steps=config.steps, temperature=config.temperature,
+                          vocabulary=self.vocabulary, rng=rng)
+        self.last_generation = result
+        tokens = [str(self.vocabulary[t]) if self.vocabulary is not None and 0 <= t < len(self.vocabulary)
+                  else f"<{int(t)}>" for t in result.tokens]
+        self.writer.plugin_tensor(metadata.GENERATED_TOKENS,
+                                  np.array([t.encode("utf-8") for t in tokens], dtype=object), epoch)
+        for layer, states in result.activations.items():
+            for state, values in states.items():
+                with np.errstate(over="ignore"):
+                    data = np.asarray(values, dtype=np.float32).astype(np.float16)
+                self.writer.plugin_tensor(metadata.GENERATED_ACTIVATIONS, data, epoch, layer=layer, state=state)
