@@ -159,7 +159,7 @@ class InterpretMonitor:
         self.writer.plugin_tensor(metadata.PREDICTION_AS_READ, reading, epoch)
         info = {
             "target": [int(t) for t in target],
-            "score": [float(full[i, t]) for i, t in enumerate(target)],
+            "score": [float(v) if np.isfinite(v) else None for v in (full[i, t] for i, t in enumerate(target))],
             "decision": self.decision,
             "fill": 0,
             "window": 1,

@@ -24,8 +24,10 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
 from tensorboard.plugins import base_plugin
 from werkzeug import test as wtest
 
-from tb_plugin import data as plugin_data
-from tb_plugin.rnn_monitor_plugin import RNNMonitorPlugin
+from rnn_monitor.logdir import metadata
+from tb_plugin import cache as plugin_cache
+from tb_plugin import responses
+from tb_plugin.plugin import RNNMonitorPlugin
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BASE = "/data/plugin/rnn_monitor"
@@ -132,7 +134,9 @@ def test_routes_on_a_real_probe_log(probe_dir):
     (run,) = body["runs"]
     layers = {l["name"]: l for l in run["layers"]}
     assert set(layers) == {"lstm", "bi/forward", "bi/backward"}
-    assert all(layers["lstm"]["has"].values()) and "h" in layers["lstm"]["states"]
+    has = layers["lstm"]["has"]
+    assert not has.pop("generated_activations")  # logged only with RNNMonitor(generate=...)
+    assert all(has.values()) and "h" in layers["lstm"]["states"]
     for name, units in (("lstm", 6), ("bi/backward", 3)):
         code, g = get(c, "/gradients", run="rnn_monitor", layer=name)
         assert code == 200 and g["epochs"] == [0, 1] and g["timesteps"] == 10
@@ -158,7 +162,8 @@ def test_runs_lists_layers_states_and_kinds(client):
     lstm = run["layers"][0]
     assert lstm["gates"] == ["i", "f", "c", "o"]
     assert lstm["states"][:2] == ["h", "c"] and set(lstm["states"]) >= {"i", "f", "o"}
-    assert all(lstm["has"].values())
+    gradient_kinds = ("timestep_gradients", "output_gradients", "timestep_grad_norm", "temporal_flow")
+    assert all(lstm["has"][k] for k in gradient_kinds) and not lstm["has"]["average_input"]  # synthetic: none
     assert run["has_tokens"] and run["has_alerts"]
     assert body["samples_flag"] == "--samples_per_plugin rnn_monitor=0"
 
@@ -265,10 +270,10 @@ def test_flow_and_horizon(client):
 
 
 def test_horizon_definition():
-    assert plugin_data.horizon(np.array([1.0, 0.1, 1e-4, 1.0]), 1e-3) == 1
-    assert plugin_data.horizon(np.array([1e-5, 1.0]), 1e-3) is None
-    assert plugin_data.horizon(np.array([1.0, np.nan]), 1e-3) == 0
-    assert plugin_data.horizon(np.array([1.0, 1.0]), 1e-3) == 1
+    assert responses.horizon(np.array([1.0, 0.1, 1e-4, 1.0]), 1e-3) == 1
+    assert responses.horizon(np.array([1e-5, 1.0]), 1e-3) is None
+    assert responses.horizon(np.array([1.0, np.nan]), 1e-3) == 0
+    assert responses.horizon(np.array([1.0, 1.0]), 1e-3) == 1
 
 
 # --------------------------------------------------------------------------- activations
@@ -302,7 +307,7 @@ def test_health_series_per_gate(client):
     code, body = get(client, "/health", run="rnn_monitor", layer="bi_gru/forward")
     assert code == 200
     assert body["gates"] == ["z", "r", "h"]
-    assert body["health"] == list(plugin_data.metadata.HEALTH_SCALARS)
+    assert body["health"] == list(metadata.HEALTH_SCALARS)
     s = body["series"]["recurrent_kernel/z/l2"]
     assert s["epochs"] == [0, 1, 2, 3, 4] and len(s["values"]) == 5
     # "bi_gru/forward" must not pick up "bi_gru/backward" scalars
@@ -373,12 +378,31 @@ def test_bad_and_hostile_parameters(client, synth_dir, route, params, status):
 
 
 def test_unknown_routes_and_static_files(client):
-    assert client.get(BASE + "/static/../rnn_monitor_plugin.py").status_code == 404
-    assert client.get(BASE + "/static/data.py").status_code == 404
+    assert client.get(BASE + "/static/../plugin.py").status_code == 404
+    assert client.get(BASE + "/static/responses.py").status_code == 404
     assert client.get(BASE + "/../../etc/passwd").status_code == 404
-    js = client.get(BASE + "/static/index.js")
+    js = client.get(BASE + "/static/app.js")
     assert js.status_code == 200 and js.mimetype == "text/javascript"
-    assert "export async function render" in js.get_data(as_text=True)
+    app = js.get_data(as_text=True)
+    assert "export async function render" in app
+    # every module the entry imports (and they import) is served, as JavaScript
+    import re
+
+    pending, seen = ["app.js"], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        resp = client.get(BASE + "/static/" + name)
+        assert resp.status_code == 200 and resp.mimetype == "text/javascript", name
+        base = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+        for rel in re.findall(r'from "\./([^"]+)"', resp.get_data(as_text=True)):
+            pending.append(base + rel)
+        for rel in re.findall(r'from "\.\./([^"]+)"', resp.get_data(as_text=True)):
+            pending.append(rel)
+    assert {"views/gradients.js", "views/text.js", "views/health.js", "lib/heatmap.js"} <= seen
+    assert client.get(BASE + "/static/views/../../plugin.py").status_code == 404
     css = client.get(BASE + "/static/style.css")
     assert css.status_code == 200 and css.mimetype == "text/css"
 
@@ -390,9 +414,9 @@ def test_post_is_refused(client):
 
 def test_plugin_metadata_and_no_tensorflow_import():
     code = (
-        "import sys; from tb_plugin import rnn_monitor_plugin, data; "
-        "md = rnn_monitor_plugin.RNNMonitorPlugin.frontend_metadata(None); "
-        "assert md.es_module_path == '/static/index.js' and md.tab_name == 'RNN Monitor'; "
+        "import sys; from tb_plugin import cache, data_source, params, plugin, responses; "
+        "md = plugin.RNNMonitorPlugin.frontend_metadata(None); "
+        "assert md.es_module_path == '/static/app.js' and md.tab_name == 'RNN Monitor'; "
         "assert 'tensorflow' not in sys.modules, 'plugin imported TensorFlow'"
     )
     import subprocess
@@ -429,7 +453,7 @@ def test_read_ahead_after_gradients_fills_the_cache(synth_dir):
 
 
 def test_series_cache_is_bounded():
-    cache = plugin_data.SeriesCache(max_bytes=100)
+    cache = plugin_cache.SeriesCache(max_bytes=100)
     for i in range(10):
         cache.put(("k", i), 1, [i], 30)
     assert cache._bytes <= 100 and len(cache._items) == 3
@@ -439,6 +463,6 @@ def test_series_cache_is_bounded():
 
 def test_unit_ids_follow_the_units_option():
     manifest = {"layers": [{"name": "lstm", "units": 8}], "probe": {"units": [5, 2, 40]}}
-    assert plugin_data._unit_ids(manifest, "lstm", 2) == [5, 2]  # 40 is outside the layer
-    assert plugin_data._unit_ids(manifest, "lstm", 3) == [0, 1, 2]  # does not fit: positions
-    assert plugin_data._unit_ids({"probe": None}, "lstm", 2) == [0, 1]
+    assert metadata.activation_unit_ids(manifest, "lstm", 2) == [5, 2]  # 40 is outside the layer
+    assert metadata.activation_unit_ids(manifest, "lstm", 3) == [0, 1, 2]  # does not fit: positions
+    assert metadata.activation_unit_ids({"probe": None}, "lstm", 2) == [0, 1]

@@ -5,7 +5,8 @@ Registered through the ``tensorboard_plugins`` entry point. Reads only through
 TensorFlow. Routes (relative to ``/data/plugin/rnn_monitor``):
 
 ==========================  ===================================================================
-``/static/index.js``        the ES module TensorBoard loads into the iframe (``render()``)
+``/static/app.js``          the ES module TensorBoard loads into the iframe (``render()``);
+                            it imports ``/static/views/*.js`` and ``/static/lib/*.js``
 ``/static/style.css``       its style sheet
 ``/runs``                   runs with RNN Monitor data, their layers, states and what they hold
 ``/gradients``              ``run, layer``: g[t] per epoch (timestep x epoch)
@@ -34,16 +35,28 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from rnn_monitor.logdir import metadata
-from tb_plugin import data
+from tb_plugin import cache, data_source, params, responses
 
 logger = logging.getLogger(__name__)
 
 _STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-# The only files served: route -> (file name, content type).
-STATIC_FILES = {
-    "/static/index.js": ("index.js", "text/javascript"),
-    "/static/style.css": ("style.css", "text/css"),
-}
+_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def _static_files() -> dict[str, tuple[str, str]]:
+    """The only files served: route -> (path under static/, content type), listed once at import:
+    the front end's ES modules (app.js, views/, lib/) and its style sheet."""
+    files = {}
+    for folder, _dirs, names in os.walk(_STATIC_DIR):
+        for name in sorted(names):
+            kind = _CONTENT_TYPES.get(os.path.splitext(name)[1])
+            if kind:
+                rel = os.path.relpath(os.path.join(folder, name), _STATIC_DIR).replace(os.sep, "/")
+                files[f"/static/{rel}"] = (rel, kind)
+    return files
+
+
+STATIC_FILES = _static_files()
 
 
 def _clean(value: Any) -> Any:
@@ -73,7 +86,7 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
         self._provider = context.data_provider
         hints = getattr(context, "sampling_hints", None) or {}
         self._sampling_hint = hints.get(self.plugin_name)
-        self._cache = data.SeriesCache()
+        self._cache = cache.SeriesCache()
         self._prefetch_lock = threading.Lock()
         self._prefetching: Optional[threading.Thread] = None
         self._prefetch_next: Optional[tuple] = None
@@ -85,7 +98,7 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
         return base_plugin.FrontendMetadata(
-            es_module_path="/static/index.js", tab_name="RNN Monitor"
+            es_module_path="/static/app.js", tab_name="RNN Monitor"
         )
 
     def get_plugin_apps(self) -> dict[str, Callable]:
@@ -94,52 +107,52 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
             "/runs": self._route(self._runs),
             "/gradients": self._route(self._gradients),
             "/gradient_units": self._route(
-                lambda src, a: data.gradient_units_response(
+                lambda src, a: responses.gradient_units_response(
                     src,
-                    data.text_param(a, "run"),
-                    data.text_param(a, "layer"),
-                    data.int_param(a, "epoch", required=False),
-                    data.text_param(a, "kind", required=False),
+                    params.text_param(a, "run"),
+                    params.text_param(a, "layer"),
+                    params.int_param(a, "epoch", required=False),
+                    params.text_param(a, "kind", required=False),
                 )
             ),
             "/flow": self._route(
-                lambda src, a: data.flow_response(
-                    src, data.text_param(a, "run"), data.text_param(a, "layer")
+                lambda src, a: responses.flow_response(
+                    src, params.text_param(a, "run"), params.text_param(a, "layer")
                 )
             ),
             "/activations": self._route(
-                lambda src, a: data.activations_response(
+                lambda src, a: responses.activations_response(
                     src,
-                    data.text_param(a, "run"),
-                    data.text_param(a, "layer"),
-                    data.text_param(a, "state", required=False),
-                    data.int_param(a, "epoch", required=False),
-                    data.int_param(a, "unit", required=False),
+                    params.text_param(a, "run"),
+                    params.text_param(a, "layer"),
+                    params.text_param(a, "state", required=False),
+                    params.int_param(a, "epoch", required=False),
+                    params.int_param(a, "unit", required=False),
                 )
             ),
             "/health": self._route(
-                lambda src, a: data.health_response(
-                    src, data.text_param(a, "run"), data.text_param(a, "layer")
+                lambda src, a: responses.health_response(
+                    src, params.text_param(a, "run"), params.text_param(a, "layer")
                 )
             ),
             "/alerts": self._route(
-                lambda src, a: data.alerts_response(src, data.text_param(a, "run"))
+                lambda src, a: responses.alerts_response(src, params.text_param(a, "run"))
             ),
         })
         return apps
 
-    def _runs(self, src: data.Source, args: Any) -> dict:
-        body = data.runs_response(src)
+    def _runs(self, src: data_source.Source, args: Any) -> dict:
+        body = responses.runs_response(src)
         self._prefetch(src)
         return body
 
-    def _gradients(self, src: data.Source, args: Any) -> dict:
-        run, layer = data.text_param(args, "run"), data.text_param(args, "layer")
-        body = data.gradients_response(src, run, layer)
+    def _gradients(self, src: data_source.Source, args: Any) -> dict:
+        run, layer = params.text_param(args, "run"), params.text_param(args, "layer")
+        body = responses.gradients_response(src, run, layer)
         self._prefetch(src, run, layer)  # this layer's G and activations come next
         return body
 
-    def _prefetch(self, src: data.Source, run: Optional[str] = None, layer: Optional[str] = None) -> None:
+    def _prefetch(self, src: data_source.Source, run: Optional[str] = None, layer: Optional[str] = None) -> None:
         """Read ahead, in one background thread, what the page will ask for next.
 
         Decoding a long float16 series costs the data provider up to a second or so; reading
@@ -156,7 +169,7 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
             def work(src=src, run=run, layer=layer) -> None:
                 while True:
                     try:
-                        for run_index, tag in data.prefetch_targets(src, run, layer):
+                        for run_index, tag in responses.prefetch_targets(src, run, layer):
                             src.series(run_index, tag)
                     except Exception:  # a prefetch failure only costs speed
                         logger.debug("rnn_monitor plugin: prefetch failed", exc_info=True)
@@ -171,21 +184,21 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
             self._prefetching.start()
 
     # ------------------------------------------------------------------ plumbing
-    def _source(self, request: Any) -> data.Source:
+    def _source(self, request: Any) -> data_source.Source:
         from tensorboard import plugin_util
 
         ctx = plugin_util.context(request.environ)
         eid = plugin_util.experiment_id(request.environ)
-        return data.Source(self._provider, ctx, eid, self._cache, self._sampling_hint)
+        return data_source.Source(self._provider, ctx, eid, self._cache, self._sampling_hint)
 
-    def _route(self, handler: Callable[[data.Source, Any], Any]) -> Callable:
+    def _route(self, handler: Callable[[data_source.Source, Any], Any]) -> Callable:
         @wrappers.Request.application
         def app(request: Any) -> Any:
             if request.method not in ("GET", "HEAD"):
                 return _json_response(request, {"error": "only GET is supported"}, 405)
             try:
                 payload = handler(self._source(request), request.args)
-            except data.RequestError as exc:
+            except params.RequestError as exc:
                 return _json_response(request, {"error": exc.message}, exc.status)
             except Exception:  # never leak a traceback or a path to the page
                 logger.exception("rnn_monitor plugin: request %s failed", request.path)

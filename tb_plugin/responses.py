@@ -1,82 +1,19 @@
-"""Data shaping for the RNN Monitor dashboard: TensorFlow-free, no HTTP, no file access.
-
-Everything is read through a TensorBoard data provider (`context.data_provider`), so the same
-code works with the Python multiplexer (``--load_fast=false``) and the Rust data server
-(``--load_fast=true``). Requests can only name runs, layers and states that the provider lists
-for the ``rnn_monitor`` plugin; anything else raises `NotFound` / `BadRequest`, which the plugin
-turns into a JSON error without paths or tracebacks.
-"""
+"""One function per route: the JSON each dashboard view asks for, shaped from the data source.
+TensorFlow-free, no HTTP, no file access."""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
-import re
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from tensorboard.data import provider as tb_provider
 
 from rnn_monitor.logdir import metadata
+from tb_plugin.data_source import LayerIndex, RunIndex, SAMPLES_FLAG, Source
+from tb_plugin.params import BadRequest, NotFound
 
-SAMPLES_FLAG = f"--samples_per_plugin {metadata.PLUGIN_NAME}=0"
-SCALARS_PLUGIN = "scalars"
-# Ask the provider for everything it holds; what it holds is set by --samples_per_plugin.
-_DOWNSAMPLE_ALL = 1_000_000
-_MAX_PARAM_LEN = 512
-_INT_RE = re.compile(r"-?[0-9]{1,18}")
-# Listings (which series exist, the run's scalars) are reused this long; TensorBoard itself
-# reloads the logs every 5 s by default.
-RECENT_SECONDS = 2.0
-
-
-class RequestError(Exception):
-    """A request the dashboard cannot answer; `status` is the HTTP status."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadRequest(RequestError):
-    status = 400
-
-
-class NotFound(RequestError):
-    status = 404
-
-
-# --------------------------------------------------------------------------- parameters
-def text_param(args: Any, name: str, required: bool = True) -> Optional[str]:
-    value = args.get(name)
-    if value is None or value == "":
-        if required:
-            raise BadRequest(f"missing parameter {name!r}")
-        return None
-    if len(value) > _MAX_PARAM_LEN or "\x00" in value:
-        raise BadRequest(f"parameter {name!r} is not a valid name")
-    return value
-
-
-def int_param(args: Any, name: str, required: bool = True) -> Optional[int]:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise BadRequest(f"missing parameter {name!r}")
-        return None
-    if not _INT_RE.fullmatch(raw):
-        raise BadRequest(f"parameter {name!r} must be an integer of at most 18 digits")
-    return int(raw)
-
-
-# --------------------------------------------------------------------------- JSON helpers
 def json_floats(arr: Any, digits: int = 4) -> Any:
     """Nested lists of floats rounded to `digits` significant digits, NaN/Inf -> None."""
     a = np.asarray(arr, dtype=np.float64)
@@ -111,256 +48,6 @@ def finite_range(arr: np.ndarray, positive: bool = False) -> tuple[Optional[floa
     return float(a.min()), float(a.max())
 
 
-# --------------------------------------------------------------------------- index
-@dataclass
-class LayerIndex:
-    name: str
-    kinds: dict[str, str] = field(default_factory=dict)  # kind -> tag
-    states: dict[str, str] = field(default_factory=dict)  # activation state -> tag
-
-
-@dataclass
-class RunIndex:
-    run: str
-    run_kinds: dict[str, str] = field(default_factory=dict)
-    layers: dict[str, LayerIndex] = field(default_factory=dict)
-    series: dict[str, Any] = field(default_factory=dict)  # tag -> TensorTimeSeries
-    skipped: list[str] = field(default_factory=list)
-
-
-class Source:
-    """One request's view of the data: the provider, request context and experiment."""
-
-    def __init__(self, provider: Any, ctx: Any, experiment_id: str, cache: "SeriesCache",
-                 sampling_hint: Optional[int] = None) -> None:
-        if provider is None:
-            raise NotFound("TensorBoard has no data provider")
-        self.provider = provider
-        self.ctx = ctx
-        self.eid = experiment_id
-        self.cache = cache
-        self.sampling_hint = sampling_hint
-        self._index: Optional[dict[str, RunIndex]] = None
-
-    # ---------------------------------------------------------------- listing
-    def index(self) -> dict[str, RunIndex]:
-        if self._index is None:
-            def fetch():
-                listing = self.provider.list_tensors(
-                    self.ctx, experiment_id=self.eid, plugin_name=metadata.PLUGIN_NAME
-                )
-                return {run: _index_run(run, tags) for run, tags in (listing or {}).items()}
-
-            self._index = self.cache.recent(("index", self.eid), fetch)
-        return self._index
-
-    def run(self, name: Optional[str]) -> RunIndex:
-        runs = self.index()
-        if name not in runs:
-            raise NotFound("unknown run (see ./runs for the runs with RNN Monitor data)")
-        return runs[name]
-
-    def layer(self, run: RunIndex, name: Optional[str]) -> LayerIndex:
-        if name not in run.layers:
-            raise NotFound("unknown layer for this run (see ./runs)")
-        return run.layers[name]
-
-    # ---------------------------------------------------------------- reading
-    def series(self, run: RunIndex, tag: str) -> list[tuple[int, np.ndarray]]:
-        """[(step, array)] of one plugin tensor series, by step; cached until it changes."""
-        meta = run.series[tag]
-        key = (self.eid, run.run, tag)
-        version = (getattr(meta, "max_step", None), getattr(meta, "max_wall_time", None))
-        hit = self.cache.get(key, version)
-        if hit is not None:
-            return hit
-        with self.cache.loading(key):  # one read per series, even for concurrent requests
-            hit = self.cache.get(key, version)
-            if hit is not None:
-                return hit
-            return self._read_series(run, tag, key, version)
-
-    def _read_series(self, run: RunIndex, tag: str, key: tuple, version: Any) -> list:
-        result = self.provider.read_tensors(
-            self.ctx,
-            experiment_id=self.eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_DOWNSAMPLE_ALL,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run.run], tags=[tag]),
-        )
-        data = result.get(run.run, {}).get(tag, [])
-        by_step: dict[int, np.ndarray] = {}
-        for datum in data:
-            by_step[int(datum.step)] = datum.numpy  # later writes of a step win
-        out = sorted(by_step.items())
-        self.cache.put(key, version, out, sum(a.nbytes if hasattr(a, "nbytes") else 64 for _, a in out))
-        return out
-
-    def manifest(self, run: RunIndex) -> Optional[dict]:
-        tag = run.run_kinds.get(metadata.MANIFEST)
-        if tag is None:
-            return None
-        series = self.series(run, tag)
-        if not series:
-            return None
-        try:
-            parsed = json.loads(metadata.decode_text(series[-1][1]))
-        except (ValueError, TypeError):
-            return None
-        return parsed if isinstance(parsed, dict) else None
-
-    def scalars(self, run: str) -> dict[str, tuple[list[int], list[float]]]:
-        """{tag: (steps, values)} of every standard scalar of `run` (one provider call)."""
-
-        def fetch():
-            result = self.provider.read_scalars(
-                self.ctx,
-                experiment_id=self.eid,
-                plugin_name=SCALARS_PLUGIN,
-                downsample=_DOWNSAMPLE_ALL,
-                run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
-            )
-            out = {}
-            for tag, points in (result or {}).get(run, {}).items():
-                by_step = {int(p.step): float(p.value) for p in points}
-                steps = sorted(by_step)
-                out[tag] = (steps, [by_step[s] for s in steps])
-            return out
-
-        return self.cache.recent(("scalars", self.eid, run), fetch)
-
-    def logged_epochs(self, run: RunIndex, layers: list[str]) -> list[int]:
-        """Epochs at which the callback logged: the steps of the layers' scalar series.
-
-        Scalars are kept far more generously than tensors (1000 per series by default), so
-        they tell which epochs a sampled tensor series is missing.
-        """
-        steps: set[int] = set()
-        for tag, (tag_steps, _) in self.scalars(run.run).items():
-            if metadata.split_scalar_tag(tag, layers):
-                steps.update(tag_steps)
-        return sorted(steps)
-
-    def sampling(self, run: RunIndex, steps: list[int], layers: list[str]) -> Optional[dict]:
-        """How many epochs TensorBoard dropped from a tensor series, or None when none were."""
-        if not steps or self.sampling_hint == 0:
-            return None
-        logged = self.logged_epochs(run, layers)
-        expected = [e for e in logged if e <= steps[-1]]
-        have = set(steps)
-        missing = [e for e in expected if e not in have]
-        if not missing:
-            return None
-        return {
-            "shown": len(steps),
-            "logged": len(set(expected) | have),
-            "flag": SAMPLES_FLAG,
-            "message": (
-                f"TensorBoard kept {len(steps)} of {len(set(expected) | have)} logged epochs of "
-                f"this series (it samples plugin tensors). Restart TensorBoard with "
-                f"{SAMPLES_FLAG} to see every epoch."
-            ),
-        }
-
-
-def _index_run(run: str, tags: dict[str, Any]) -> RunIndex:
-    index = RunIndex(run=run)
-    for tag, meta in sorted(tags.items()):
-        try:
-            content = metadata.parse_plugin_content(meta.plugin_content)
-        except (ValueError, TypeError) as exc:
-            index.skipped.append(str(exc) if "newer" in str(exc) else f"unreadable series {tag!r}")
-            continue
-        kind = content.get("kind")
-        layer = content.get("layer")
-        state = content.get("state")
-        if not isinstance(kind, str) or (layer is not None and not isinstance(layer, str)):
-            continue
-        if state is not None and not isinstance(state, str):
-            continue
-        if tag != metadata.plugin_tag(kind, layer=layer, state=state):
-            continue  # not laid out as metadata.py says: ignore rather than guess
-        index.series[tag] = meta
-        if layer is None:
-            if kind in metadata.RUN_KINDS:
-                index.run_kinds[kind] = tag
-            continue
-        if kind not in metadata.LAYER_KINDS:
-            continue
-        entry = index.layers.setdefault(layer, LayerIndex(layer))
-        if kind == metadata.ACTIVATIONS:
-            if state:
-                entry.states[state] = tag
-        else:
-            entry.kinds[kind] = tag
-    return index
-
-
-# --------------------------------------------------------------------------- cache
-class SeriesCache:
-    """LRU of decoded tensor series, bounded in bytes, invalidated when a series grows."""
-
-    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
-        self.max_bytes = max_bytes
-        self._items: "OrderedDict[tuple, tuple[Any, Any, int]]" = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self._recent: dict[tuple, tuple[float, Any]] = {}
-        self._loading: dict[tuple, threading.Lock] = {}
-
-    def recent(self, key: tuple, fetch: Any, ttl: float = RECENT_SECONDS) -> Any:
-        """`fetch()`'s value, reused for `ttl` seconds: one page load asks for the same listing
-        several times, and each provider call costs a round trip to the data server."""
-        now = time.monotonic()
-        with self._lock:
-            hit = self._recent.get(key)
-            if hit is not None and now - hit[0] < ttl:
-                return hit[1]
-        value = fetch()
-        with self._lock:
-            self._recent[key] = (now, value)
-            if len(self._recent) > 64:
-                oldest = min(self._recent, key=lambda k: self._recent[k][0])
-                del self._recent[oldest]
-        return value
-
-    def loading(self, key: tuple) -> threading.Lock:
-        """A lock per series key, held while it is read from the provider."""
-        with self._lock:
-            lock = self._loading.get(key)
-            if lock is None:
-                if len(self._loading) > 1024:
-                    self._loading = {k: v for k, v in self._loading.items() if v.locked()}
-                lock = self._loading[key] = threading.Lock()
-            return lock
-
-    def clear_recent(self) -> None:
-        with self._lock:
-            self._recent.clear()
-
-    def get(self, key: tuple, version: Any) -> Any:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] != version:
-                return None
-            self._items.move_to_end(key)
-            return item[1]
-
-    def put(self, key: tuple, version: Any, value: Any, nbytes: int) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[2]
-            if nbytes > self.max_bytes:
-                return
-            self._items[key] = (version, value, nbytes)
-            self._bytes += nbytes
-            while self._bytes > self.max_bytes and self._items:
-                _, (_, _, size) = self._items.popitem(last=False)
-                self._bytes -= size
-
-
-# --------------------------------------------------------------------------- responses
 def runs_response(src: Source) -> dict:
     runs = []
     notes = []
@@ -569,7 +256,7 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
     ranking = [int(u) for u in np.argsort(np.nan_to_num(-var, nan=np.inf), kind="stable")]
     chosen_unit = ranking[0] if unit is None else unit
     tokens = _tokens(src, run, n_seq, n_t)
-    unit_ids = _unit_ids(src.manifest(run) or {}, layer_name, n_units)
+    unit_ids = metadata.activation_unit_ids(src.manifest(run) or {}, layer_name, n_units)
     f16 = np.ascontiguousarray(arr.astype("<f2"))
     return {
         "run": run_name,
@@ -589,22 +276,6 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
         "data": base64.b64encode(f16.tobytes()).decode("ascii"),
         "sampling": src.sampling(run, steps, list(run.layers)),
     }
-
-
-def _unit_ids(manifest: dict, layer_name: str, n_units: int) -> list[int]:
-    """Which of the layer's units the activation columns are: ``RNNMonitor(units=[...])``
-    keeps a subset (those within the layer's size), in the order given."""
-    probe = manifest.get("probe") if isinstance(manifest.get("probe"), dict) else {}
-    chosen = probe.get("units") if probe else None
-    size = None
-    for info in manifest.get("layers", []):
-        if isinstance(info, dict) and info.get("name") == layer_name and isinstance(info.get("units"), int):
-            size = info["units"]
-    if isinstance(chosen, list) and all(isinstance(u, int) for u in chosen):
-        keep = [u for u in chosen if 0 <= u and (size is None or u < size)]
-        if len(keep) == n_units:
-            return keep
-    return list(range(n_units))
 
 
 def _tokens(src: Source, run: RunIndex, n_seq: int, n_t: int) -> Optional[list[list[str]]]:

@@ -1,0 +1,208 @@
+"""The plugin's only way to the logs: a TensorBoard data provider (`context.data_provider`), so
+the same code works with the Python multiplexer (``--load_fast=false``) and the Rust data server
+(``--load_fast=true``). Requests can only name runs, layers and states that the provider lists for
+the ``rnn_monitor`` plugin; anything else raises `NotFound` / `BadRequest`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from tensorboard.data import provider as tb_provider
+
+from rnn_monitor.logdir import metadata
+from tb_plugin.params import NotFound
+from tb_plugin.cache import SeriesCache
+
+SAMPLES_FLAG = f"--samples_per_plugin {metadata.PLUGIN_NAME}=0"
+SCALARS_PLUGIN = "scalars"
+# Ask the provider for everything it holds; what it holds is set by --samples_per_plugin.
+
+
+_DOWNSAMPLE_ALL = 1_000_000
+
+
+@dataclass
+class LayerIndex:
+    name: str
+    kinds: dict[str, str] = field(default_factory=dict)  # kind -> tag
+    states: dict[str, str] = field(default_factory=dict)  # activation state -> tag
+
+
+@dataclass
+class RunIndex:
+    run: str
+    run_kinds: dict[str, str] = field(default_factory=dict)
+    layers: dict[str, LayerIndex] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)  # tag -> TensorTimeSeries
+    skipped: list[str] = field(default_factory=list)
+
+
+class Source:
+    """One request's view of the data: the provider, request context and experiment."""
+
+    def __init__(self, provider: Any, ctx: Any, experiment_id: str, cache: "SeriesCache",
+                 sampling_hint: Optional[int] = None) -> None:
+        if provider is None:
+            raise NotFound("TensorBoard has no data provider")
+        self.provider = provider
+        self.ctx = ctx
+        self.eid = experiment_id
+        self.cache = cache
+        self.sampling_hint = sampling_hint
+        self._index: Optional[dict[str, RunIndex]] = None
+
+    # ---------------------------------------------------------------- listing
+    def index(self) -> dict[str, RunIndex]:
+        if self._index is None:
+            def fetch():
+                listing = self.provider.list_tensors(
+                    self.ctx, experiment_id=self.eid, plugin_name=metadata.PLUGIN_NAME
+                )
+                return {run: _index_run(run, tags) for run, tags in (listing or {}).items()}
+
+            self._index = self.cache.recent(("index", self.eid), fetch)
+        return self._index
+
+    def run(self, name: Optional[str]) -> RunIndex:
+        runs = self.index()
+        if name not in runs:
+            raise NotFound("unknown run (see ./runs for the runs with RNN Monitor data)")
+        return runs[name]
+
+    def layer(self, run: RunIndex, name: Optional[str]) -> LayerIndex:
+        if name not in run.layers:
+            raise NotFound("unknown layer for this run (see ./runs)")
+        return run.layers[name]
+
+    # ---------------------------------------------------------------- reading
+    def series(self, run: RunIndex, tag: str) -> list[tuple[int, np.ndarray]]:
+        """[(step, array)] of one plugin tensor series, by step; cached until it changes."""
+        meta = run.series[tag]
+        key = (self.eid, run.run, tag)
+        version = (getattr(meta, "max_step", None), getattr(meta, "max_wall_time", None))
+        hit = self.cache.get(key, version)
+        if hit is not None:
+            return hit
+        with self.cache.loading(key):  # one read per series, even for concurrent requests
+            hit = self.cache.get(key, version)
+            if hit is not None:
+                return hit
+            return self._read_series(run, tag, key, version)
+
+    def _read_series(self, run: RunIndex, tag: str, key: tuple, version: Any) -> list:
+        result = self.provider.read_tensors(
+            self.ctx,
+            experiment_id=self.eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=_DOWNSAMPLE_ALL,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run.run], tags=[tag]),
+        )
+        data = result.get(run.run, {}).get(tag, [])
+        by_step: dict[int, np.ndarray] = {}
+        for datum in data:
+            by_step[int(datum.step)] = datum.numpy  # later writes of a step win
+        out = sorted(by_step.items())
+        self.cache.put(key, version, out, sum(a.nbytes if hasattr(a, "nbytes") else 64 for _, a in out))
+        return out
+
+    def manifest(self, run: RunIndex) -> Optional[dict]:
+        tag = run.run_kinds.get(metadata.MANIFEST)
+        if tag is None:
+            return None
+        series = self.series(run, tag)
+        if not series:
+            return None
+        try:
+            parsed = json.loads(metadata.decode_text(series[-1][1]))
+        except (ValueError, TypeError):
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+    def scalars(self, run: str) -> dict[str, tuple[list[int], list[float]]]:
+        """{tag: (steps, values)} of every standard scalar of `run` (one provider call)."""
+
+        def fetch():
+            result = self.provider.read_scalars(
+                self.ctx,
+                experiment_id=self.eid,
+                plugin_name=SCALARS_PLUGIN,
+                downsample=_DOWNSAMPLE_ALL,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
+            )
+            out = {}
+            for tag, points in (result or {}).get(run, {}).items():
+                by_step = {int(p.step): float(p.value) for p in points}
+                steps = sorted(by_step)
+                out[tag] = (steps, [by_step[s] for s in steps])
+            return out
+
+        return self.cache.recent(("scalars", self.eid, run), fetch)
+
+    def logged_epochs(self, run: RunIndex, layers: list[str]) -> list[int]:
+        """Epochs at which the callback logged: the steps of the layers' scalar series.
+
+        Scalars are kept far more generously than tensors (1000 per series by default), so
+        they tell which epochs a sampled tensor series is missing.
+        """
+        steps: set[int] = set()
+        for tag, (tag_steps, _) in self.scalars(run.run).items():
+            if metadata.split_scalar_tag(tag, layers):
+                steps.update(tag_steps)
+        return sorted(steps)
+
+    def sampling(self, run: RunIndex, steps: list[int], layers: list[str]) -> Optional[dict]:
+        """How many epochs TensorBoard dropped from a tensor series, or None when none were."""
+        if not steps or self.sampling_hint == 0:
+            return None
+        logged = self.logged_epochs(run, layers)
+        expected = [e for e in logged if e <= steps[-1]]
+        have = set(steps)
+        missing = [e for e in expected if e not in have]
+        if not missing:
+            return None
+        return {
+            "shown": len(steps),
+            "logged": len(set(expected) | have),
+            "flag": SAMPLES_FLAG,
+            "message": (
+                f"TensorBoard kept {len(steps)} of {len(set(expected) | have)} logged epochs of "
+                f"this series (it samples plugin tensors). Restart TensorBoard with "
+                f"{SAMPLES_FLAG} to see every epoch."
+            ),
+        }
+
+
+def _index_run(run: str, tags: dict[str, Any]) -> RunIndex:
+    index = RunIndex(run=run)
+    for tag, meta in sorted(tags.items()):
+        try:
+            content = metadata.parse_plugin_content(meta.plugin_content)
+        except (ValueError, TypeError) as exc:
+            index.skipped.append(str(exc) if "newer" in str(exc) else f"unreadable series {tag!r}")
+            continue
+        kind = content.get("kind")
+        layer = content.get("layer")
+        state = content.get("state")
+        if not isinstance(kind, str) or (layer is not None and not isinstance(layer, str)):
+            continue
+        if state is not None and not isinstance(state, str):
+            continue
+        if tag != metadata.plugin_tag(kind, layer=layer, state=state):
+            continue  # not laid out as metadata.py says: ignore rather than guess
+        index.series[tag] = meta
+        if layer is None:
+            if kind in metadata.RUN_KINDS:
+                index.run_kinds[kind] = tag
+            continue
+        if kind not in metadata.LAYER_KINDS:
+            continue
+        entry = index.layers.setdefault(layer, LayerIndex(layer))
+        if kind == metadata.ACTIVATIONS:
+            if state:
+                entry.states[state] = tag
+        else:
+            entry.kinds[kind] = tag
+    return index

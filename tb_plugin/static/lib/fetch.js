@@ -1,0 +1,59 @@
+// Requests to the plugin's routes (relative URLs, cached in the page) and float16 decoding.
+
+import { state } from "./state.js";
+
+// Answers kept in the page (an activations answer with all units is ~1-2 MB once decoded).
+export const CACHE_ENTRIES = 48;
+
+export async function api(route, params = {}) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) query.set(k, v);
+  const url = `./${route}?${query}`;
+  if (state.cache.has(url)) return state.cache.get(url);
+  const promise = fetch(url, { credentials: "same-origin" }).then(async (resp) => {
+    let body = null;
+    try {
+      body = await resp.json();
+    } catch (e) {
+      body = { error: `unexpected answer from TensorBoard (HTTP ${resp.status})` };
+    }
+    if (!resp.ok) {
+      const err = new Error((body && body.error) || `HTTP ${resp.status}`);
+      err.status = resp.status;
+      throw err;
+    }
+    return body;
+  });
+  state.cache.set(url, promise);
+  while (state.cache.size > CACHE_ENTRIES) state.cache.delete(state.cache.keys().next().value);
+  promise.catch(() => state.cache.delete(url));
+  return promise;
+}
+
+// float16 (little-endian, base64) -> Float32Array
+let HALF_TABLE = null;
+
+export function halfTable() {
+  if (HALF_TABLE) return HALF_TABLE;
+  HALF_TABLE = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const f = h & 0x3ff;
+    let v;
+    if (e === 0) v = s * Math.pow(2, -14) * (f / 1024);
+    else if (e === 31) v = f ? NaN : s * Infinity;
+    else v = s * Math.pow(2, e - 15) * (1 + f / 1024);
+    HALF_TABLE[h] = v;
+  }
+  return HALF_TABLE;
+}
+
+export function decodeFloat16(b64) {
+  const bin = atob(b64);
+  const n = bin.length >> 1;
+  const out = new Float32Array(n);
+  const table = halfTable();
+  for (let i = 0; i < n; i++) out[i] = table[bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8)];
+  return out;
+}

@@ -1,0 +1,119 @@
+// The health view: unit ratios, per-gate norms and update ratios, alerts.
+
+import { state } from "../lib/state.js";
+import { api } from "../lib/fetch.js";
+import { el, notice, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
+import { panelWidth } from "../lib/heatmap.js";
+import { drawLines } from "../lib/chart.js";
+
+export const GATE_COLORS = ["#1976d2", "#e65100", "#2e7d32", "#6a1b9a", "#c2185b", "#00838f"];
+
+export const HEALTH_TITLES = {
+  dead_ratio: "dead units (fraction)",
+  exploding_ratio: "exploding units (fraction)",
+  saturated_ratio: "saturated units (fraction)",
+  grad_norm: "weight-gradient norm",
+  grad_horizon: "gradient horizon (steps)",
+};
+
+export async function renderHealth(view, layer, stale) {
+  const params = { run: state.run, layer: layer.name };
+  const banner = el("div", { class: "banner" });
+  const healthCard = section("Unit and gradient health", "Per logged epoch. Dead: output std < threshold; saturated: tanh |h| > 0.99 or sigmoid gates outside [0.1, 0.9] most of the time; horizon: steps back the gradient still reaches.");
+  const gateCard = section("Per-gate weights", "L2 norm of each gate's block of the kernel, recurrent kernel and bias, and its update ratio ||W_e - W_prev|| / ||W_prev||.");
+  const alertCard = section("Alerts", null);
+  view.append(banner, healthCard, gateCard, alertCard);
+  let health;
+  let alerts;
+  try {
+    [health, alerts] = await Promise.all([api("health", params), api("alerts", { run: state.run })]);
+  } catch (err) {
+    if (!stale()) view.replaceChildren(errorNotice(err));
+    return;
+  }
+  if (stale()) return;
+  const full = panelWidth(view) - 44;
+  const cols = Math.max(1, Math.floor(full / 280));
+  const w = Math.floor((full - (cols - 1) * 12) / cols);
+  const h = 150;
+  let e0 = Infinity;
+  let e1 = -Infinity;
+  for (const s of Object.values(health.series)) {
+    if (s.epochs.length) {
+      e0 = Math.min(e0, s.epochs[0]);
+      e1 = Math.max(e1, s.epochs[s.epochs.length - 1]);
+    }
+  }
+  const xr = Number.isFinite(e0) ? { xMin: e0, xMax: Math.max(e1, e0 + 1) } : {};
+  const grid = el("div", { class: "grid", id: "health-grid" });
+  healthCard.append(grid);
+  if (!health.health.length) healthCard.append(noProbe("unit health measurements"));
+  for (const name of health.health) {
+    const s = health.series[name];
+    const c = el("canvas", { class: "small", role: "img", "aria-label": `${name} over epochs` });
+    grid.append(c);
+    const ratio = name.endsWith("_ratio");
+    drawLines(c, {
+      series: [{ x: s.epochs, y: s.values, color: "#1565c0" }],
+      width: w,
+      height: h,
+      title: HEALTH_TITLES[name] || name,
+      ...xr,
+      yMin: 0,
+      yMax: ratio && !s.values.some((v) => v > 0) ? 1 : undefined,
+    });
+  }
+
+  const gates = health.gates.length ? health.gates : [...new Set(Object.keys(health.series).filter((k) => k.split("/").length === 3).map((k) => k.split("/")[1]))];
+  const legend = el("div", { class: "legend" }, gates.map((g, i) => el("span", { class: "key" }, el("span", { class: "swatch", style: `background:${GATE_COLORS[i % GATE_COLORS.length]}` }), `gate ${g}`)));
+  const ggrid = el("div", { class: "grid", id: "gate-grid" });
+  gateCard.append(legend, ggrid);
+  const nonfinite = [];
+  for (const role of health.roles) {
+    for (const stat of ["l2", "update_ratio"]) {
+      const series = gates
+        .map((g, i) => ({ g, i, s: health.series[`${role}/${g}/${stat}`] }))
+        .filter((o) => o.s)
+        .map((o) => ({ x: o.s.epochs, y: o.s.values, color: GATE_COLORS[o.i % GATE_COLORS.length] }));
+      if (!series.length) continue;
+      const c = el("canvas", { class: "small", role: "img", "aria-label": `${role} ${stat} per gate over epochs` });
+      ggrid.append(c);
+      drawLines(c, { series, width: w, height: h, ...xr, yMin: stat === "l2" ? 0 : undefined, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
+    }
+    for (const g of gates) {
+      const s = health.series[`${role}/${g}/nonfinite`];
+      if (s && s.values.some((v) => v)) nonfinite.push(`${role}/${g}: up to ${Math.max(...s.values)} NaN/Inf values`);
+    }
+  }
+  gateCard.append(nonfinite.length ? notice("error", `Non-finite weights: ${nonfinite.join("; ")}`) : el("p", { class: "sub ok", text: "No NaN or Inf in the weights of this layer." }));
+
+  // Alerts
+  const sn = samplingNotice(alerts.sampling);
+  if (sn) alertCard.append(sn);
+  if (!alerts.enabled) {
+    alertCard.append(el("p", { class: "sub", text: "No alert records in this run (alerts were off, or an older rnn-monitor wrote it)." }));
+  } else if (!alerts.alerts.length) {
+    alertCard.append(el("p", { class: "sub ok", text: "No alerts were raised." }));
+  } else {
+    const table = el(
+      "table",
+      { class: "alerts", id: "alerts-table" },
+      el("thead", {}, el("tr", {}, ["Epoch", "Layer", "Kind", "Message"].map((t) => el("th", { scope: "col", text: t })))),
+      el(
+        "tbody",
+        {},
+        alerts.alerts.map((a) =>
+          el(
+            "tr",
+            { class: a.layer === layer.name ? "this-layer" : null },
+            el("td", { class: "num", text: a.epoch }),
+            el("td", { text: a.layer }),
+            el("td", {}, el("span", { class: `badge badge-${a.kind.replace(/[^a-z_]/g, "")}`, text: a.kind })),
+            el("td", { text: a.message }),
+          ),
+        ),
+      ),
+    );
+    alertCard.append(table);
+  }
+}

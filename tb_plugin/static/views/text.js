@@ -1,0 +1,255 @@
+// The text view: probe text coloured by one unit's activation, units ranked by variance or regex.
+
+import { state } from "../lib/state.js";
+import { api, decodeFloat16 } from "../lib/fetch.js";
+import { el, fmt, debounce, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
+import { divergingColor, rgb } from "../lib/colour.js";
+import { drawDivergingLegend } from "../lib/heatmap.js";
+
+export function tokenDisplay(tok) {
+  if (tok === "\n") return "\u21b5\n";
+  if (tok === "\t") return "\u2192   ";
+  if (tok === "") return "\u2205";
+  return tok;
+}
+
+export function regexMask(tokens, pattern) {
+  // Token mask of positions overlapping a regex match, tokens joined per sequence.
+  const re = new RegExp(pattern, "gu");
+  return tokens.map((row) => {
+    const text = row.join("");
+    const owner = new Int32Array(text.length);
+    let p = 0;
+    row.forEach((tok, i) => {
+      for (let j = 0; j < tok.length; j++) owner[p++] = i;
+    });
+    const mask = new Uint8Array(row.length);
+    re.lastIndex = 0;
+    let m;
+    let guard = 0;
+    while ((m = re.exec(text)) !== null && guard++ < 1e6) {
+      if (m[0].length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      for (let j = m.index; j < m.index + m[0].length; j++) mask[owner[j]] = 1;
+    }
+    return mask;
+  });
+}
+
+export async function renderText(view, layer, stale) {
+  if (!layer.states || !layer.states.length) {
+    view.append(noProbe("activations"));
+    return;
+  }
+  if (!state.textState || !layer.states.includes(state.textState)) state.textState = layer.states.includes("h") ? "h" : layer.states[0];
+  const banner = el("div", { class: "banner" });
+  const stateSel = el("select", { id: "text-state", "aria-label": "State" });
+  const stateNames = { h: "h (output)", c: "c (cell state)" };
+  for (const s of layer.states) stateSel.append(el("option", { value: s, text: stateNames[s] || `gate ${s}` }));
+  stateSel.value = state.textState;
+  const slider = el("input", { type: "range", id: "text-epoch", min: 0, max: 0, step: 1, value: 0, "aria-label": "Epoch of the activations" });
+  const epochLabel = el("output", { for: "text-epoch", class: "epoch-label" });
+  const rankSel = el("select", { id: "rank-mode", "aria-label": "Rank units by" });
+  rankSel.append(el("option", { value: "variance", text: "variance" }), el("option", { value: "regex", text: "regex relevance" }));
+  rankSel.value = state.rankMode;
+  const regexInput = el("input", { type: "text", id: "regex", value: state.regex, placeholder: "e.g. [\"'] or \\s+ or def", spellcheck: "false", "aria-label": "Regular expression for ranking units" });
+  const regexBtn = el("button", { type: "button", id: "regex-apply", text: "Rank" });
+  const unitSel = el("select", { id: "unit-select", "aria-label": "Unit" });
+  const topUnits = el("div", { class: "top-units", "aria-label": "Top-ranked units" });
+  const legend = el("canvas", { id: "text-legend", role: "img", "aria-label": "Colour legend" });
+  const rankInfo = el("p", { class: "sub", id: "rank-info" });
+  const textBox = el("div", { class: "text-sample", id: "text-sample" });
+  const card = section(
+    "Activations in the probe text",
+    "Each character's background shows the chosen unit's activation (blue negative, white 0, red positive). Hover a character for its value. Rank units by variance, or by relevance to a regex: mean activation on matching characters minus elsewhere.",
+    el(
+      "div",
+      { class: "controls" },
+      el("label", {}, "State ", stateSel),
+      el("label", {}, "Epoch ", slider, epochLabel),
+      el("label", {}, "Rank by ", rankSel),
+      el("label", { class: "regex-label" }, "Regex ", regexInput),
+      regexBtn,
+      el("label", {}, "Unit ", unitSel),
+    ),
+    topUnits,
+    rankInfo,
+    legend,
+    textBox,
+  );
+  view.append(banner, card);
+
+  let current = null; // last activations response + decoded data
+  const loadEpoch = async (epochParam) => {
+    let body;
+    try {
+      body = await api("activations", { run: state.run, layer: layer.name, state: state.textState, epoch: epochParam });
+    } catch (err) {
+      if (err.status === 404 && epochParam !== undefined) return loadEpoch(undefined); // e.g. a state sampled at other epochs
+      banner.replaceChildren(errorNotice(err));
+      return;
+    }
+    if (stale()) return;
+    banner.replaceChildren();
+    const sn = samplingNotice(body.sampling);
+    if (sn) banner.append(sn);
+    if (!body.data_f32) body.data_f32 = decodeFloat16(body.data);
+    current = body;
+    slider.max = String(body.epochs.length - 1);
+    state.textEpochIndex = body.epochs.indexOf(body.epoch);
+    slider.value = String(state.textEpochIndex);
+    epochLabel.textContent = `epoch ${body.epoch}`;
+    rank();
+  };
+
+  const unitValues = (u) => {
+    const [S, T, U] = current.shape;
+    const out = new Float32Array(S * T);
+    for (let i = 0; i < S * T; i++) out[i] = current.data_f32[i * U + u];
+    return out;
+  };
+
+  const rank = () => {
+    if (!current) return;
+    const [S, T, U] = current.shape;
+    let order = current.ranking.slice();
+    const ids = current.unit_ids || [];
+    const uid = (u) => (ids[u] !== undefined ? ids[u] : u);
+    let scoreLabel = (u) => `var ${fmt(current.variance[u])}`;
+    state.mask = null;
+    rankInfo.textContent = "";
+    if (state.rankMode === "regex" && state.regex) {
+      if (!current.tokens) {
+        rankInfo.textContent = "No vocabulary was logged, so the text cannot be matched; ranking by variance.";
+      } else {
+        let mask;
+        try {
+          mask = regexMask(current.tokens, state.regex);
+        } catch (err) {
+          rankInfo.textContent = `Not a valid regular expression: ${err.message}`;
+          mask = null;
+        }
+        if (mask) {
+          const on = new Float64Array(U);
+          const off = new Float64Array(U);
+          const nOn = new Float64Array(U);
+          const nOff = new Float64Array(U);
+          for (let s = 0; s < S; s++) {
+            for (let t = 0; t < T; t++) {
+              const m = mask[s] && t < mask[s].length ? mask[s][t] : 0;
+              const base = (s * T + t) * U;
+              for (let u = 0; u < U; u++) {
+                const v = current.data_f32[base + u];
+                if (Number.isNaN(v)) continue;
+                if (m) {
+                  on[u] += v;
+                  nOn[u]++;
+                } else {
+                  off[u] += v;
+                  nOff[u]++;
+                }
+              }
+            }
+          }
+          const matched = mask.reduce((a, row) => a + row.reduce((x, y) => x + y, 0), 0);
+          if (matched === 0 || matched === S * T) {
+            rankInfo.textContent = `The regex matches ${matched === 0 ? "no" : "every"} character of the sample; ranking by variance.`;
+          } else {
+            const rel = new Float64Array(U);
+            for (let u = 0; u < U; u++) rel[u] = nOn[u] && nOff[u] ? on[u] / nOn[u] - off[u] / nOff[u] : NaN;
+            order = Array.from({ length: U }, (_, u) => u).sort((a, b) => (Math.abs(rel[b]) || -1) - (Math.abs(rel[a]) || -1));
+            scoreLabel = (u) => `${rel[u] >= 0 ? "+" : ""}${fmt(rel[u])}`;
+            rankInfo.textContent = `${matched} of ${S * T} characters match. Score: mean activation on matches minus elsewhere (positive: more active on matches).`;
+            state.mask = mask;
+          }
+        }
+      }
+    }
+    current.order = order;
+    unitSel.replaceChildren();
+    for (const u of order) unitSel.append(el("option", { value: u, text: `unit ${uid(u)} \u00b7 ${scoreLabel(u)}` }));
+    topUnits.replaceChildren(el("span", { class: "sub", text: "Top units: " }));
+    for (const u of order.slice(0, 8)) {
+      const b = el("button", { type: "button", class: "chip", "data-unit": u, text: `${uid(u)} (${scoreLabel(u)})` });
+      b.addEventListener("click", () => {
+        state.unit = u;
+        unitSel.value = String(u);
+        paint();
+      });
+      topUnits.append(b);
+    }
+    if (state.unit === null || state.unit >= U || state.rankMode === "regex") state.unit = order[0];
+    unitSel.value = String(state.unit);
+    paint();
+  };
+
+  const paint = () => {
+    if (!current) return;
+    const [S, T] = current.shape;
+    const u = state.unit;
+    const vals = unitValues(u);
+    const shownId = current.unit_ids && current.unit_ids[u] !== undefined ? current.unit_ids[u] : u;
+    let maxAbs = 0;
+    for (const v of vals) if (!Number.isNaN(v)) maxAbs = Math.max(maxAbs, Math.abs(v));
+    const scale = maxAbs > 0 ? maxAbs : 1;
+    for (const b of topUnits.querySelectorAll("button")) b.setAttribute("aria-pressed", b.dataset.unit === String(u) ? "true" : "false");
+    drawDivergingLegend(legend, scale, `${current.state} of unit ${shownId}, epoch ${current.epoch}`);
+    const frag = document.createDocumentFragment();
+    for (let s = 0; s < S; s++) {
+      const pre = el("pre", { class: "seq", "aria-label": `Sequence ${s + 1}` });
+      for (let t = 0; t < T; t++) {
+        const tok = current.tokens && current.tokens[s] ? current.tokens[s][t] : "\u00b7";
+        const v = vals[s * T + t];
+        const span = document.createElement("span");
+        span.textContent = tokenDisplay(tok === undefined ? "\u00b7" : tok);
+        const c = divergingColor(v, scale);
+        span.style.backgroundColor = rgb(c);
+        if (Math.abs(v) / scale > 0.6) span.className = "strong";
+        if (state.mask && state.mask[s] && state.mask[s][t]) span.classList.add("match");
+        span.title = `${JSON.stringify(tok)}  t=${t}  unit ${shownId} ${current.state} = ${Number.isNaN(v) ? "n/a (masked)" : v.toFixed(3)}`;
+        pre.append(span);
+      }
+      frag.append(pre);
+    }
+    textBox.replaceChildren(frag);
+    textBox.dataset.epoch = String(current.epoch);
+    textBox.dataset.unit = String(shownId);
+  };
+
+  stateSel.addEventListener("change", () => {
+    state.textState = stateSel.value;
+    loadEpoch(current ? current.epoch : undefined);
+  });
+  const onSlide = debounce(() => {
+    if (current) loadEpoch(current.epochs[Number(slider.value)]);
+  }, 60);
+  slider.addEventListener("input", () => {
+    if (current) epochLabel.textContent = `epoch ${current.epochs[Number(slider.value)]}`;
+    onSlide();
+  });
+  rankSel.addEventListener("change", () => {
+    state.rankMode = rankSel.value;
+    rank();
+  });
+  const applyRegex = () => {
+    state.regex = regexInput.value;
+    state.rankMode = state.regex ? "regex" : "variance";
+    rankSel.value = state.rankMode;
+    rank();
+  };
+  regexBtn.addEventListener("click", applyRegex);
+  regexInput.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") applyRegex();
+  });
+  unitSel.addEventListener("change", () => {
+    state.unit = Number(unitSel.value);
+    paint();
+  });
+  const startEpoch = state.textEpochIndex;
+  await loadEpoch(undefined);
+  if (current && startEpoch !== null && startEpoch < current.epochs.length && current.epochs[startEpoch] !== current.epoch) {
+    loadEpoch(current.epochs[startEpoch]);
+  }
+}

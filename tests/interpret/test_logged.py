@@ -1,0 +1,93 @@
+"""What RNNMonitor logs each epoch about what units do, checked against independent computations
+on the trained model: average input and periodicity of the probe's h, occlusion and
+prediction-as-read of a classifier, generated text with its activations."""
+
+import keras
+import numpy as np
+import pytest
+
+from rnn_monitor import RNNMonitor, load_run
+from rnn_monitor.cli.main import main
+from rnn_monitor.stats.average_input import average_input
+from rnn_monitor.stats.periodicity import periodicity
+
+VOCAB = list("abcdef \n")
+
+
+def _char_model():
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(len(VOCAB), 4),
+        keras.layers.LSTM(6, return_sequences=True, name="lstm"),
+        keras.layers.Dense(len(VOCAB)),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_char_model_units_and_generated_text(log_dir, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, len(VOCAB), size=(48, 24)).astype("int32")
+    y = np.roll(x, -1, axis=1)
+    model = _char_model()
+    monitor = RNNMonitor(log_dir, probe_data=(x[:12], y[:12]), vocabulary=VOCAB, unit_samples=12,
+                         average_input_window=4, generate={"seed": "ab ", "steps": 15}, raise_errors=True)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    run = load_run(log_dir)
+    h = keras.Model(model.inputs, model.get_layer("lstm").output).predict(x[:12], verbose=0)
+    np.testing.assert_allclose(run.average_input("lstm"), average_input(x[:12], h, 4, len(VOCAB)), atol=2e-3)
+    spectrum, logged = periodicity(h), run.periodicity("lstm")
+    np.testing.assert_allclose(logged["freqs"], spectrum["freqs"], rtol=1e-6)
+    np.testing.assert_allclose(logged["power"], spectrum["power"], rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(logged["strength"], spectrum["strength"], rtol=1e-4)
+    assert run.average_input("lstm", epoch=0).shape == (6, 4, len(VOCAB))
+
+    gen = run.generated()
+    tokens = [VOCAB.index(c) for c in "ab "]
+    for _ in range(15):
+        tokens.append(int(np.argmax(model.predict(np.array([tokens]), verbose=0)[0, -1])))
+    assert gen["text"] == "".join(VOCAB[t] for t in tokens) and gen["epoch"] == 1
+    h_gen = keras.Model(model.inputs, model.get_layer("lstm").output).predict(np.array([tokens]), verbose=0)[0]
+    np.testing.assert_allclose(gen["activations"]["lstm"]["h"], h_gen, atol=2e-3)
+    assert main(["text", log_dir, "--layer", "lstm", "--unit", "2", "--source", "generated", "--json"]) == 0
+    assert '"source": "generated"' in capsys.readouterr().out
+
+
+def test_classifier_token_importance_is_occlusion_of_the_trained_model(log_dir):
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 6, size=(64, 10)).astype("int32")
+    x[::3, 7:] = 0  # padding
+    y = (x == 3).any(axis=1, keepdims=True).astype("float32")
+    model = keras.Sequential([
+        keras.Input((10,), dtype="int32"), keras.layers.Embedding(6, 4, mask_zero=True),
+        keras.layers.GRU(5, name="gru"), keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile("adam", "binary_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0,
+              callbacks=[RNNMonitor(log_dir, probe_data=(x[:6], y[:6]), text_samples=3, raise_errors=True)])
+    found = load_run(log_dir).token_importance()
+    base = model.predict(x[:3], verbose=0)[:, 0]
+    for b in range(3):
+        for t in range(10):
+            if x[b, t] == 0:
+                assert np.isnan(found["importance"][b, t])
+                continue
+            copy = x[b : b + 1].copy()
+            copy[0, t] = 0
+            expected = base[b] - model.predict(copy, verbose=0)[0, 0]
+            assert found["importance"][b, t] == pytest.approx(expected, abs=1e-5)
+        n = int((x[b] != 0).sum())
+        assert found["prediction_as_read"][b, n - 1] == pytest.approx(base[b], abs=1e-5)
+    assert found["decision"] == 0.5 and found["target"] == [0, 0, 0]
+
+
+def test_bad_generate_settings_fail_before_training(log_dir):
+    with pytest.raises(ValueError, match="unknown key"):
+        RNNMonitor(log_dir, generate={"seed": "a", "stepz": 3})
+    model = _char_model()
+    x = np.zeros((4, 5), "int32")
+    with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
+        model.fit(x, x, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(x, x), vocabulary=VOCAB,
+                                                                    generate={"seed": "az"})])
