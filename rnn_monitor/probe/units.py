@@ -114,13 +114,13 @@ def queue_unit_writes(name: str, described: dict, continuous: bool, optional: li
         (metadata.PERIODICITY_PEAK, peak, name, None),
     ], f"{name} periodicity"))
     optional.append((1.5, avg16.size * 2 + 300, (metadata.AVERAGE_INPUT, avg16, name, None), f"{name} average input"))
-    if with_images:
+    if with_images and power.size:
         rgb = fourier_image(power, peak[1])
         optional.append((1.3, rgb.size // 4 + 500, ("image", f"{name}/fourier", rgb,
                          "Fourier heat surface: units top to bottom (most periodic first), frequency "
                          "0 .. 0.5 cycles per step left to right; each unit's share of its power, log scale"),
                          f"{name} fourier image"))
-        if continuous:
+        if continuous and described["average_input"].size:
             grid = average_input_grid(described["average_input"])
             optional.append((1.6, grid.size // 4 + 500, ("image", f"{name}/average_input", grid,
                              "the input each unit likes to see: activation-weighted mean of the input "
