@@ -128,7 +128,11 @@ def train(log_dir: str, size_name: str = "default", epochs: int | None = None, v
     keras.utils.set_random_seed(0)
     train_ids, probe_x, probe_y, vocabulary = make_dataset(size)
     model = build_model(len(vocabulary), size)
-    monitor = RNNMonitor(log_dir, probe_data=(probe_x, probe_y), vocabulary=vocabulary)
+    # Each logged epoch the monitor also generates text from the model (colour it by a unit in
+    # the text view or with `rnn-monitor text --source generated`).
+    seed = "def " if all(c in vocabulary for c in "def ") else vocabulary[1]
+    monitor = RNNMonitor(log_dir, probe_data=(probe_x, probe_y), vocabulary=vocabulary,
+                         generate={"seed": seed, "steps": 160, "temperature": 0.5})
     tensorboard = keras.callbacks.TensorBoard(log_dir)
     start = time.time()
     history = model.fit(

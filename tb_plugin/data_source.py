@@ -29,6 +29,7 @@ class LayerIndex:
     name: str
     kinds: dict[str, str] = field(default_factory=dict)  # kind -> tag
     states: dict[str, str] = field(default_factory=dict)  # activation state -> tag
+    generated: dict[str, str] = field(default_factory=dict)  # generated-text state -> tag
 
 
 @dataclass
@@ -203,6 +204,10 @@ def _index_run(run: str, tags: dict[str, Any]) -> RunIndex:
         if kind == metadata.ACTIVATIONS:
             if state:
                 entry.states[state] = tag
+        elif kind == metadata.GENERATED_ACTIVATIONS:
+            if state:
+                entry.generated[state] = tag
+                entry.kinds[kind] = tag
         else:
             entry.kinds[kind] = tag
     return index

@@ -12,7 +12,10 @@ TensorFlow. Routes (relative to ``/data/plugin/rnn_monitor``):
 ``/gradients``              ``run, layer``: g[t] per epoch (timestep x epoch)
 ``/gradient_units``         ``run, layer[, epoch, kind]``: G[t, u] at one epoch
 ``/flow``                   ``run, layer``: temporal flow F[k] per epoch and the horizon
-``/activations``            ``run, layer[, state, epoch, unit]``: tokens + activations
+``/activations``            ``run, layer[, state, epoch, unit, source]``: tokens + activations;
+                            source ``probe`` (default), ``generated`` or ``importance``
+``/units``                  ``run, layer[, epoch]``: Fourier heat surface and periodic units
+``/unit``                   ``run, layer, unit[, epoch, regex]``: one unit's card across epochs
 ``/health``                 ``run, layer``: the layer's standard scalars (health, per gate)
 ``/alerts``                 ``run``: alert records
 ==========================  ===================================================================
@@ -120,14 +123,23 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
                     src, params.text_param(a, "run"), params.text_param(a, "layer")
                 )
             ),
-            "/activations": self._route(
-                lambda src, a: responses.activations_response(
+            "/activations": self._route(self._activations),
+            "/units": self._route(
+                lambda src, a: responses.units_response(
                     src,
                     params.text_param(a, "run"),
                     params.text_param(a, "layer"),
-                    params.text_param(a, "state", required=False),
                     params.int_param(a, "epoch", required=False),
-                    params.int_param(a, "unit", required=False),
+                )
+            ),
+            "/unit": self._route(
+                lambda src, a: responses.unit_response(
+                    src,
+                    params.text_param(a, "run"),
+                    params.text_param(a, "layer"),
+                    params.int_param(a, "unit"),
+                    params.int_param(a, "epoch", required=False),
+                    params.text_param(a, "regex", required=False),
                 )
             ),
             "/health": self._route(
@@ -145,6 +157,15 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
         body = responses.runs_response(src)
         self._prefetch(src)
         return body
+
+    def _activations(self, src: data_source.Source, args: Any) -> dict:
+        run, layer = params.text_param(args, "run"), params.text_param(args, "layer")
+        state = params.text_param(args, "state", required=False)
+        epoch = params.int_param(args, "epoch", required=False)
+        source = params.text_param(args, "source", required=False) or "probe"
+        if source == "probe":
+            return responses.activations_response(src, run, layer, state, epoch, params.int_param(args, "unit", required=False))
+        return responses.text_source_response(src, run, layer, source, state, epoch)
 
     def _gradients(self, src: data_source.Source, args: Any) -> dict:
         run, layer = params.text_param(args, "run"), params.text_param(args, "layer")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any, Optional
 
 import numpy as np
@@ -74,6 +75,7 @@ def runs_response(src: Source) -> dict:
                 "gates": info.get("gates") or [],
                 "states": _order_states(list(idx.states), info.get("gates") or []),
                 "has": {k: k in idx.kinds for k in metadata.LAYER_KINDS if k != metadata.ACTIVATIONS},
+                "sources": sources_of(run, idx),
             })
         runs.append({
             "run": name,
@@ -391,3 +393,207 @@ def prefetch_targets(src: Source, run_name: Optional[str] = None,
             state = "h" if "h" in layer.states else sorted(layer.states)[0]
             out.append((run, layer.states[state]))
     return out[:8]
+
+
+# ----------------------------------------------------------------- text sources, units view
+TEXT_SOURCES = ("probe", "generated", "importance")
+PERIODIC_STRENGTH = 0.2  # as rnn_monitor.stats.periodicity.PERIODIC_STRENGTH
+TOP_TOKENS = 12  # average input of token models: the tokens shown per unit
+MAX_REGEX_LEN = 200
+
+
+def _f16(arr: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(np.asarray(arr).astype("<f2")).tobytes()).decode("ascii")
+
+
+def _run_series_at(src: Source, run: RunIndex, kind: str, epoch: Optional[int], why: str) -> tuple[int, list[int], Any]:
+    tag = run.run_kinds.get(kind)
+    if tag is None:
+        raise NotFound(why)
+    series = src.series(run, tag)
+    steps = [s for s, _ in series]
+    chosen = _pick_epoch(steps, epoch)
+    return chosen, steps, dict(series)[chosen]
+
+
+def sources_of(run: RunIndex, layer: LayerIndex) -> list[str]:
+    """The text view's sources this layer has: probe text, generated text, token importance."""
+    out = ["probe"] if layer.states else []
+    if layer.generated and metadata.GENERATED_TOKENS in run.run_kinds:
+        out.append("generated")
+    if metadata.TOKEN_IMPORTANCE in run.run_kinds:
+        out.append("importance")
+    return out
+
+
+def text_source_response(src: Source, run_name: str, layer_name: str, source: str, state: Optional[str],
+                         epoch: Optional[int]) -> dict:
+    """The text view's generated-text and importance sources, shaped like `activations_response`.
+
+    generated: the text generated at `epoch`, one sequence, every unit of `state`.
+    importance: the probe text with one "unit", the occlusion importance (score drop when the
+    token is removed), plus the prediction-as-read curve and the decision point.
+    """
+    if source not in TEXT_SOURCES:
+        raise BadRequest(f"source must be one of {', '.join(TEXT_SOURCES)}")
+    run = src.run(run_name)
+    layer = src.layer(run, layer_name)
+    if source == "generated":
+        if not layer.generated:
+            raise NotFound('no generated text for this layer: log it with RNNMonitor(generate={"seed": ...})')
+        state = state or ("h" if "h" in layer.generated else sorted(layer.generated)[0])
+        if state not in layer.generated:
+            raise NotFound(f"unknown state; generated states: {', '.join(sorted(layer.generated))}")
+        series = src.series(run, layer.generated[state])
+        steps = [s for s, _ in series]
+        chosen = _pick_epoch(steps, epoch)
+        arr = np.asarray(dict(series)[chosen], dtype=np.float32)[None]  # [1, N, U]
+        _, _, raw = _run_series_at(src, run, metadata.GENERATED_TOKENS, chosen, "no generated tokens")
+        tokens = [[metadata.decode_text(t) for t in np.asarray(raw, dtype=object).ravel()]]
+        states, extra = sorted(layer.generated), {}
+    else:
+        why = "no token importance: it is logged for classifiers (one output per sequence) with probe_data"
+        chosen, steps, imp = _run_series_at(src, run, metadata.TOKEN_IMPORTANCE, epoch, why)
+        arr = np.asarray(imp, dtype=np.float32)[..., None]  # [S, T, 1]
+        _, _, reading = _run_series_at(src, run, metadata.PREDICTION_AS_READ, chosen, why)
+        try:
+            _, _, info_raw = _run_series_at(src, run, metadata.IMPORTANCE_INFO, chosen, why)
+            info = json.loads(metadata.decode_text(info_raw))
+        except (NotFound, ValueError):
+            info = {}
+        tokens = _tokens(src, run, arr.shape[0], arr.shape[1])
+        state, states = "importance", ["importance"]
+        extra = {"reading": json_floats(np.asarray(reading, dtype=np.float32)), "decision": info.get("decision"),
+                 "target": info.get("target"), "score": info.get("score")}
+    n_seq, n_t, n_units = (int(d) for d in arr.shape)
+    with np.errstate(invalid="ignore"):
+        var = np.nanvar(arr.reshape(-1, n_units), axis=0) if np.isfinite(arr).any() else np.full(n_units, np.nan)
+    ranking = [int(u) for u in np.argsort(np.nan_to_num(-var, nan=np.inf), kind="stable")]
+    return dict({
+        "run": run_name, "layer": layer_name, "source": source, "state": state, "states": states,
+        "epoch": chosen, "epochs": steps, "shape": [n_seq, n_t, n_units], "tokens": tokens,
+        "variance": json_floats(var), "ranking": ranking, "unit": ranking[0], "unit_ids": list(range(n_units)),
+        "values": json_floats(arr[:, :, ranking[0]]), "encoding": "float16-le-base64", "data": _f16(arr),
+        "sampling": src.sampling(run, steps, list(run.layers)),
+    }, **extra)
+
+
+def _periodicity_at(src: Source, run: RunIndex, layer: LayerIndex, epoch: Optional[int]) -> tuple[int, list[int], dict]:
+    tag = layer.kinds.get(metadata.PERIODICITY)
+    if tag is None:
+        raise NotFound("no unit descriptions for this layer: they need probe_data of token ids or rows [B, T, D]")
+    series = src.series(run, tag)
+    steps = [s for s, _ in series]
+    chosen = _pick_epoch(steps, epoch)
+    power = np.asarray(dict(series)[chosen], dtype=np.float32)
+    freqs = dict(src.series(run, layer.kinds[metadata.PERIODICITY_FREQS])).get(chosen)
+    peak = dict(src.series(run, layer.kinds[metadata.PERIODICITY_PEAK])).get(chosen)
+    if freqs is None or peak is None:
+        raise NotFound("the unit descriptions of this epoch are incomplete")
+    return chosen, steps, {"power": power, "freqs": np.asarray(freqs, np.float64),
+                           "peak": np.asarray(peak[0], np.float64), "strength": np.asarray(peak[1], np.float64)}
+
+
+def units_response(src: Source, run_name: str, layer_name: str, epoch: Optional[int]) -> dict:
+    """The Units view's overview: the Fourier heat surface (each unit's power share per frequency,
+    most periodic first) and the periodic units, at one epoch."""
+    run = src.run(run_name)
+    layer = src.layer(run, layer_name)
+    chosen, steps, p = _periodicity_at(src, run, layer, epoch)
+    strength = p["strength"]
+    order = [int(u) for u in np.argsort(-np.nan_to_num(strength, nan=-1.0), kind="stable")]
+    total = p["power"].sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, p["power"] / np.where(total > 0, total, 1.0), np.nan)
+    periodic = [
+        {"unit": u, "freq": float(p["peak"][u]), "period": float(1.0 / p["peak"][u]) if p["peak"][u] > 0 else None,
+         "strength": float(strength[u])}
+        for u in order if np.isfinite(strength[u]) and strength[u] > PERIODIC_STRENGTH
+    ]
+    return {
+        "run": run_name, "layer": layer_name, "epoch": chosen, "epochs": steps,
+        "units": int(share.shape[0]), "freqs": json_floats(p["freqs"]), "order": order,
+        "share": _f16(share[order]), "encoding": "float16-le-base64", "shape": [int(d) for d in share.shape],
+        "strength": json_floats(strength), "peak_freq": json_floats(p["peak"]), "periodic": periodic,
+        "threshold": PERIODIC_STRENGTH, "sampling": src.sampling(run, steps, list(run.layers)),
+    }
+
+
+def unit_response(src: Source, run_name: str, layer_name: str, unit: int, epoch: Optional[int],
+                  regex: Optional[str]) -> dict:
+    """One unit's card: its average input at `epoch`, and across every logged epoch its peak
+    frequency and strength, its favourite token, its saturation and (with `regex`) its relevance
+    to that feature in the probe text."""
+    from rnn_monitor.stats.relevance import feature_mask, relevance
+
+    run = src.run(run_name)
+    layer = src.layer(run, layer_name)
+    chosen, steps, p = _periodicity_at(src, run, layer, epoch)
+    n_units = int(p["power"].shape[0])
+    if not 0 <= unit < n_units:
+        raise NotFound(f"unit out of range: this layer has {n_units} units")
+    manifest = src.manifest(run) or {}
+    probe = manifest.get("probe") if isinstance(manifest.get("probe"), dict) else {}
+    described = (probe or {}).get("average_input") or {}
+    labels = described.get("labels") if isinstance(described.get("labels"), list) else None
+    tokens_input = described.get("input") == "tokens"
+    avg_series = dict(src.series(run, layer.kinds[metadata.AVERAGE_INPUT])) if metadata.AVERAGE_INPUT in layer.kinds else {}
+    avg = None
+    if chosen in avg_series:
+        a = np.asarray(avg_series[chosen], dtype=np.float32)[unit]  # [W, D]
+        if tokens_input:
+            top = [int(d) for d in np.argsort(-np.nan_to_num(a.sum(axis=0)), kind="stable")[:TOP_TOKENS]]
+            names = [str(labels[d]) if labels and d < len(labels) else f"<{d}>" for d in top]
+            avg = {"kind": "tokens", "columns": names, "values": json_floats(a[:, top]), "window": int(a.shape[0])}
+        else:
+            avg = {"kind": "continuous", "columns": [str(d) for d in range(a.shape[1])],
+                   "values": json_floats(a), "window": int(a.shape[0])}
+    # across epochs
+    peaks, strengths, favourite = [], [], []
+    per_epoch = {s: arr for s, arr in src.series(run, layer.kinds[metadata.PERIODICITY_PEAK])}
+    for s in steps:
+        row = per_epoch.get(s)
+        peaks.append(float(row[0][unit]) if row is not None else None)
+        strengths.append(float(row[1][unit]) if row is not None else None)
+        a = avg_series.get(s)
+        if a is not None and tokens_input:
+            last = np.asarray(a, np.float32)[unit, -1]
+            d = int(np.argmax(last)) if np.isfinite(last).any() and last.max() > 0 else None
+            favourite.append(None if d is None else (str(labels[d]) if labels and d < len(labels) else f"<{d}>"))
+        else:
+            favourite.append(None)
+    relevance_by_epoch, saturation, act_epochs, note = [], [], [], None
+    if "h" in layer.states:
+        ids = None
+        for s, acts in src.series(run, layer.states["h"]):
+            acts = np.asarray(acts, dtype=np.float32)
+            if ids is None:
+                ids = metadata.activation_unit_ids(manifest, layer_name, acts.shape[-1])
+            if unit not in ids:
+                note = "this unit's activations were not kept (RNNMonitor(units=...))"
+                break
+            column = acts[..., ids.index(unit)]
+            act_epochs.append(s)
+            finite = column[np.isfinite(column)]
+            saturation.append(float(np.mean(np.abs(finite) > 0.99)) if finite.size else None)
+            if regex:
+                tokens = _tokens(src, run, acts.shape[0], acts.shape[1])
+                if tokens is None:
+                    note = "the probe text was logged without a vocabulary: no regex relevance"
+                    regex = None
+                    continue
+                if len(regex) > MAX_REGEX_LEN:
+                    raise BadRequest(f"regex longer than {MAX_REGEX_LEN} characters")
+                try:
+                    mask = feature_mask(tokens, regex)
+                except re.error as exc:
+                    raise BadRequest(f"not a valid regular expression: {exc}") from None
+                relevance_by_epoch.append(float(relevance(column[..., None], mask)[0]))
+    return {
+        "run": run_name, "layer": layer_name, "unit": unit, "epoch": chosen, "epochs": steps,
+        "average_input": avg, "peak_freq": json_floats(np.array(peaks, dtype=float)),
+        "strength": json_floats(np.array(strengths, dtype=float)), "favourite": favourite,
+        "activation_epochs": act_epochs, "saturation": saturation,
+        "relevance": json_floats(np.array(relevance_by_epoch, dtype=float)) if regex else None,
+        "regex": regex, "note": note,
+    }

@@ -48,6 +48,7 @@ from rnn_monitor.record import EpochRecord
 logger = logging.getLogger("rnn_monitor")
 
 DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
+MAX_VOCAB_LABELS = 5000  # token names kept in the manifest for the average-input axis
 
 
 class ProbeMonitor:
@@ -185,6 +186,9 @@ class ProbeMonitor:
                 "vocab_size": self._unit_inputs[1],
                 "input": "tokens" if self._unit_inputs[1] is not None else "continuous",
                 "order": "reading order (backward layers: reversed)",
+                # the average input's D axis by name (token strings), when a vocabulary is given
+                "labels": [str(t) for t in self.vocabulary][:MAX_VOCAB_LABELS]
+                if self.vocabulary is not None and self._unit_inputs[1] is not None else None,
             },
             "vocabulary": self.vocabulary is not None,
             "gradients": bool(self.gradients),

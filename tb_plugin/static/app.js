@@ -13,11 +13,13 @@ import { el, notice, errorNotice } from "./lib/dom.js";
 import { renderGradients } from "./views/gradients.js";
 import { renderText } from "./views/text.js";
 import { renderHealth } from "./views/health.js";
+import { renderUnits } from "./views/units.js";
 
 const VIEWS = [
   ["gradients", "Gradients through time"],
   ["text", "Activations in text"],
   ["health", "Health"],
+  ["units", "Units"],
 ];
 
 let root = null;
@@ -100,6 +102,8 @@ function resetLayerState() {
   state.textEpochIndex = null;
   state.textState = null;
   state.unit = null;
+  state.unitsEpochIndex = null;
+  state.unitCard = null;
 }
 
 async function load(force = false) {
@@ -148,6 +152,7 @@ function renderView() {
   const stale = () => state.renderToken !== token;
   if (state.view === "gradients") renderGradients(view, layer, stale);
   else if (state.view === "text") renderText(view, layer, stale);
+  else if (state.view === "units") renderUnits(view, layer, stale);
   else renderHealth(view, layer, stale);
 }
 

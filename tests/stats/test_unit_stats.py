@@ -10,11 +10,12 @@ from rnn_monitor.stats import units as us
 
 
 def test_stats_modules_do_not_import_tensorflow():
-    import importlib
     import subprocess
 
     code = (
-        "import sys; import rnn_monitor.stats.units, rnn_monitor.stats.gradients; "
+        "import sys; import rnn_monitor.stats.units, rnn_monitor.stats.gradients, "
+        "rnn_monitor.stats.weights, rnn_monitor.stats.relevance, rnn_monitor.stats.average_input, "
+        "rnn_monitor.stats.periodicity; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

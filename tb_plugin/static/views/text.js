@@ -4,7 +4,8 @@ import { state } from "../lib/state.js";
 import { api, decodeFloat16 } from "../lib/fetch.js";
 import { el, fmt, debounce, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
 import { divergingColor, rgb } from "../lib/colour.js";
-import { drawDivergingLegend } from "../lib/heatmap.js";
+import { drawDivergingLegend, panelWidth } from "../lib/heatmap.js";
+import { drawLines } from "../lib/chart.js";
 
 export function tokenDisplay(tok) {
   if (tok === "\n") return "\u21b5\n";
@@ -38,17 +39,29 @@ export function regexMask(tokens, pattern) {
   });
 }
 
+const SOURCE_NAMES = { probe: "probe text", generated: "generated text", importance: "token importance (occlusion)" };
+
 export async function renderText(view, layer, stale) {
-  if (!layer.states || !layer.states.length) {
+  const sources = layer.sources && layer.sources.length ? layer.sources : layer.states && layer.states.length ? ["probe"] : [];
+  if (!sources.length) {
     view.append(noProbe("activations"));
     return;
   }
-  if (!state.textState || !layer.states.includes(state.textState)) state.textState = layer.states.includes("h") ? "h" : layer.states[0];
+  if (!state.textSource || !sources.includes(state.textSource)) state.textSource = sources[0];
+  if (state.textSource === "probe" && (!state.textState || !layer.states.includes(state.textState))) state.textState = layer.states.includes("h") ? "h" : layer.states[0];
+  const sourceSel = el("select", { id: "text-source", "aria-label": "Text source" });
+  for (const s of sources) sourceSel.append(el("option", { value: s, text: SOURCE_NAMES[s] || s }));
+  sourceSel.value = state.textSource;
+  const readingBox = el("div", { id: "reading", class: "reading" });
   const banner = el("div", { class: "banner" });
   const stateSel = el("select", { id: "text-state", "aria-label": "State" });
-  const stateNames = { h: "h (output)", c: "c (cell state)" };
-  for (const s of layer.states) stateSel.append(el("option", { value: s, text: stateNames[s] || `gate ${s}` }));
-  stateSel.value = state.textState;
+  const stateNames = { h: "h (output)", c: "c (cell state)", importance: "score drop" };
+  const fillStates = (states) => {
+    stateSel.replaceChildren();
+    for (const s of states) stateSel.append(el("option", { value: s, text: stateNames[s] || `gate ${s}` }));
+    if (states.includes(state.textState)) stateSel.value = state.textState;
+  };
+  fillStates(state.textSource === "probe" ? layer.states : []);
   const slider = el("input", { type: "range", id: "text-epoch", min: 0, max: 0, step: 1, value: 0, "aria-label": "Epoch of the activations" });
   const epochLabel = el("output", { for: "text-epoch", class: "epoch-label" });
   const rankSel = el("select", { id: "rank-mode", "aria-label": "Rank units by" });
@@ -67,6 +80,7 @@ export async function renderText(view, layer, stale) {
     el(
       "div",
       { class: "controls" },
+      el("label", {}, "Source ", sourceSel),
       el("label", {}, "State ", stateSel),
       el("label", {}, "Epoch ", slider, epochLabel),
       el("label", {}, "Rank by ", rankSel),
@@ -78,6 +92,7 @@ export async function renderText(view, layer, stale) {
     rankInfo,
     legend,
     textBox,
+    readingBox,
   );
   view.append(banner, card);
 
@@ -85,7 +100,9 @@ export async function renderText(view, layer, stale) {
   const loadEpoch = async (epochParam) => {
     let body;
     try {
-      body = await api("activations", { run: state.run, layer: layer.name, state: state.textState, epoch: epochParam });
+      const source = state.textSource === "probe" ? undefined : state.textSource;
+      const st = state.textSource === "importance" ? undefined : state.textState;
+      body = await api("activations", { run: state.run, layer: layer.name, state: st, epoch: epochParam, source });
     } catch (err) {
       if (err.status === 404 && epochParam !== undefined) return loadEpoch(undefined); // e.g. a state sampled at other epochs
       banner.replaceChildren(errorNotice(err));
@@ -97,6 +114,9 @@ export async function renderText(view, layer, stale) {
     if (sn) banner.append(sn);
     if (!body.data_f32) body.data_f32 = decodeFloat16(body.data);
     current = body;
+    if (body.states && body.states.join() !== Array.from(stateSel.options).map((o) => o.value).join()) fillStates(body.states);
+    state.textState = body.state;
+    stateSel.value = body.state;
     slider.max = String(body.epochs.length - 1);
     state.textEpochIndex = body.epochs.indexOf(body.epoch);
     slider.value = String(state.textEpochIndex);
@@ -214,10 +234,31 @@ export async function renderText(view, layer, stale) {
       frag.append(pre);
     }
     textBox.replaceChildren(frag);
+    drawReading();
     textBox.dataset.epoch = String(current.epoch);
     textBox.dataset.unit = String(shownId);
   };
 
+  const drawReading = () => {
+    readingBox.replaceChildren();
+    if (!current || current.source !== "importance" || !current.reading) return;
+    const T = current.shape[1];
+    const full = panelWidth(textBox) - 8;
+    readingBox.append(el("h3", { text: "Prediction as read" }), el("p", { class: "sub", text: `The model's score for its predicted class after reading each prefix (t + 1 tokens); the dashed line is the decision point (${current.decision === null || current.decision === undefined ? "n/a" : current.decision}).` }));
+    current.reading.forEach((row, s) => {
+      const c = el("canvas", { class: "small reading-curve", role: "img", "aria-label": `prediction as read, sequence ${s + 1}` });
+      readingBox.append(c);
+      const hLines = current.decision === null || current.decision === undefined ? [] : [{ y: current.decision, color: "#9e9e9e", dash: [4, 3] }];
+      drawLines(c, { series: [{ x: Array.from({ length: T }, (_, t) => t), y: row, color: "#6a1b9a" }], width: Math.min(full, 760), height: 120, title: `sequence ${s + 1}: score ${current.score && current.score[s] !== undefined && current.score[s] !== null ? fmt(current.score[s]) : "n/a"}`, xLabel: "tokens read (t)", hLines });
+    });
+  };
+
+  sourceSel.addEventListener("change", () => {
+    state.textSource = sourceSel.value;
+    state.unit = null;
+    state.textState = state.textSource === "probe" ? (layer.states.includes("h") ? "h" : layer.states[0]) : state.textSource === "generated" ? "h" : "importance";
+    loadEpoch(undefined);
+  });
   stateSel.addEventListener("change", () => {
     state.textState = stateSel.value;
     loadEpoch(current ? current.epoch : undefined);
