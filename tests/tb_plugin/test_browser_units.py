@@ -102,7 +102,8 @@ def test_text_view_generated_source(units_dashboard, shots):  # noqa: F811
     _pick(frame, "#text-source", "generated")
     frame.wait_for_function("() => document.querySelectorAll('#text-sample pre.seq').length === 1", timeout=30000)
     spans = frame.eval_on_selector_all("#text-sample pre.seq span", "ss => ss.map(s => s.textContent)")
-    assert len(spans) == 42 and "".join(spans).startswith("ab")
+    if not os.environ.get("RNN_MONITOR_UNITS_LOGDIR"):  # our own log: seed "ab" + 40 tokens
+        assert len(spans) == 42 and "".join(spans).startswith("ab")
     save_shot(units_dashboard, shots, "generated")
 
 
@@ -113,7 +114,7 @@ def test_text_view_importance_source_with_prediction_curve(units_dashboard, shot
     frame.wait_for_selector("#text-source", timeout=30000)
     _pick(frame, "#text-source", "importance")
     frame.wait_for_selector("#reading canvas", timeout=30000)
-    assert frame.locator("#reading canvas").count() == 4  # one curve per text-view sequence
+    assert frame.locator("#reading canvas").count() == 4  # one curve per text-view sequence (text_samples)
     assert frame.evaluate(_CANVAS_STATS, "#reading canvas")["coloured"] > 0.01
     save_shot(units_dashboard, shots, "importance")
     errors = [m for m in units_dashboard["messages"] if m[0] in ("error", "pageerror")]

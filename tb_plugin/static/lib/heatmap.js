@@ -36,7 +36,7 @@ export function panelWidth(container, fallback = 760) {
 // Heatmap: rows x cols matrix via an offscreen image, scaled without smoothing, plus axes and a
 // colour bar on a log scale.
 export function drawHeatmap(canvas, opts) {
-  const { rows, cols, value, scale, width, height, xLabel, yLabel, xTick, yTick, barLabel } = opts;
+  const { rows, cols, value, scale, width, height, xLabel, yLabel, xTick, yTick, barLabel, xTicks } = opts;
   const m = { left: 58, right: 86, top: 10, bottom: 40 };
   const ctx = setupCanvas(canvas, width, height);
   const pw = width - m.left - m.right;
@@ -69,7 +69,7 @@ export function drawHeatmap(canvas, opts) {
   ctx.fillStyle = "#424242";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const c of niceTicks(cols, Math.max(2, Math.floor(pw / 60)))) {
+  for (const c of xTicks || niceTicks(cols, Math.max(2, Math.floor(pw / 60)))) {
     const x = m.left + ((c + 0.5) / cols) * pw;
     ctx.fillRect(x, m.top + ph, 1, 4);
     ctx.fillText(xTick(c), x, m.top + ph + 6);

@@ -39,6 +39,11 @@ export function regexMask(tokens, pattern) {
   });
 }
 
+const SOURCE_TEXT = {
+  probe: ["Activations in the probe text", "Each character's background shows the chosen unit's activation (blue negative, white 0, red positive). Hover a character for its value. Rank units by variance, or by relevance to a regex: mean activation on matching characters minus elsewhere."],
+  generated: ["Activations in the generated text", "Text the model generated at this epoch from the seed given to RNNMonitor(generate=...), each character coloured by the chosen unit's state after reading it (blue negative, white 0, red positive)."],
+  importance: ["Token importance (occlusion)", "How much the score of the predicted class drops when a token is removed (red: the token supports the prediction, blue: it argues against it, white: no effect); below, the score as the model reads each prefix."],
+};
 const SOURCE_NAMES = { probe: "probe text", generated: "generated text", importance: "token importance (occlusion)" };
 
 export async function renderText(view, layer, stale) {
@@ -114,6 +119,13 @@ export async function renderText(view, layer, stale) {
     if (sn) banner.append(sn);
     if (!body.data_f32) body.data_f32 = decodeFloat16(body.data);
     current = body;
+    const [title, sub] = SOURCE_TEXT[body.source || "probe"];
+    card.querySelector("h2").textContent = title;
+    card.querySelector("p.sub").textContent = sub;
+    for (const node of [rankSel, regexInput, regexBtn, unitSel, topUnits]) {
+      const box = node.closest("label") || node;
+      box.hidden = body.source === "importance";
+    }
     if (body.states && body.states.join() !== Array.from(stateSel.options).map((o) => o.value).join()) fillStates(body.states);
     state.textState = body.state;
     stateSel.value = body.state;

@@ -9,6 +9,11 @@ import { logScale } from "../lib/colour.js";
 import { panelWidth, drawHeatmap, attachHover } from "../lib/heatmap.js";
 import { drawLines } from "../lib/chart.js";
 
+function showToken(tok) {
+  // Thin or invisible tokens get a visible stand-in on the axis.
+  return { " ": "\u2423", "\n": "\u21b5", "\t": "\u21e5", "": "\u2205" }[tok] ?? tok;
+}
+
 function noUnits() {
   return notice(
     "info",
@@ -166,7 +171,8 @@ export async function renderUnits(view, layer, stale) {
         height: Math.max(160, 60 + W * 18),
         xLabel: a.kind === "tokens" ? "token (the unit's top tokens)" : "input feature",
         yLabel: "window position (last = just read)",
-        xTick: (col) => JSON.stringify(a.columns[col]).slice(1, -1),
+        xTick: (col) => showToken(a.columns[col]),
+        xTicks: Array.from({ length: D }, (_, col) => col),
         yTick: (row) => (row === W - 1 ? "t" : `t-${W - 1 - row}`),
         barLabel: "weight (log)",
       });
