@@ -25,6 +25,9 @@ def test_readme_python_blocks_run_in_an_empty_directory(tmp_path):
         "\nassert run.layers == ['lstm'], run.layers\n"
         "assert list(run.epochs) == [0, 1, 2], run.epochs\n"
         "assert run.timestep_gradients('lstm').shape == (3, T, 128)\n"
+        "assert run.average_input('lstm').shape == (128, 10, len(chars))\n"
+        "assert gen.text.startswith('def ') and len(gen.tokens) == 44\n"
+        "assert gen.activations['lstm']['h'].shape == (44, 128)\n"
         "print('README OK')\n"
     )
     script = tmp_path / "readme.py"

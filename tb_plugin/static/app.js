@@ -1,28 +1,58 @@
-// RNN Monitor dashboard: an ES module loaded by TensorBoard into the plugin's iframe.
+// RNN Monitor dashboard: the ES module TensorBoard loads into the plugin's iframe (render()).
 //
+// This module holds the page's shared state, the header (run, layer, view tabs, Reload) and the
+// routing between the views; each view lives in ./views/, shared drawing and fetching in ./lib/.
 // TensorBoard's entry page sets <base href="plugin/rnn_monitor/">, so relative URLs such as
-// "./runs" reach this plugin's routes (/data/plugin/rnn_monitor/runs). No external resources,
-// no inline scripts or handlers (TensorBoard's CSP forbids them): plain DOM + canvas.
-//
-// The entry module: tabs, run and layer pickers, loading, and which view renders. The views are
-// in views/, the shared pieces in lib/.
+// "./runs" reach this plugin's routes (/data/plugin/rnn_monitor/runs), while the relative
+// imports below resolve against this module's own URL (.../static/app.js). No external
+// resources, no inline scripts or handlers (TensorBoard's CSP forbids them): plain DOM + canvas.
 
-import { state, currentRun, currentLayer } from "./lib/state.js";
-import { api } from "./lib/fetch.js";
-import { el, notice, errorNotice } from "./lib/dom.js";
+import { el, errorNotice, notice } from "./lib/dom.js";
+import { api, clearCache } from "./lib/fetch.js";
 import { renderGradients } from "./views/gradients.js";
-import { renderText } from "./views/text.js";
 import { renderHealth } from "./views/health.js";
+import { renderText } from "./views/text.js";
 import { renderUnits } from "./views/units.js";
 
+// Tab id -> [label, render(view, layer, stale, state)]; a new view registers here.
 const VIEWS = [
-  ["gradients", "Gradients through time"],
-  ["text", "Activations in text"],
-  ["health", "Health"],
-  ["units", "Units"],
+  ["gradients", "Gradients through time", renderGradients],
+  ["text", "Activations in text", renderText],
+  ["health", "Health", renderHealth],
+  ["units", "Units", renderUnits],
 ];
 
+const state = {
+  runs: [],
+  notes: [],
+  run: null,
+  layer: null,
+  view: "gradients",
+  gradEpochIndex: null,
+  unitKind: "timestep_gradients",
+  textState: null,
+  textEpochIndex: null,
+  unit: null,
+  rankMode: "variance",
+  regex: "",
+  textSource: null, // text view: "probe", "generated" or "importance"
+  unitsEpochIndex: null, // Units view: epoch slider position
+  unitCard: null, // Units view: the unit whose card is open
+  mask: null, // regex match mask of the text view's tokens
+  renderToken: null, // the render in progress; older ones stop drawing (stale())
+  emptyTimer: null,
+};
+
 let root = null;
+
+function currentRun() {
+  return state.runs.find((r) => r.run === state.run) || null;
+}
+
+function currentLayer() {
+  const run = currentRun();
+  return run ? run.layers.find((l) => l.name === state.layer) || null : null;
+}
 
 function emptyState() {
   return el(
@@ -107,7 +137,7 @@ function resetLayerState() {
 }
 
 async function load(force = false) {
-  if (force) state.cache.clear();
+  if (force) clearCache();
   let body;
   try {
     body = await api("runs");
@@ -150,12 +180,11 @@ function renderView() {
   const token = Symbol("render");
   state.renderToken = token;
   const stale = () => state.renderToken !== token;
-  if (state.view === "gradients") renderGradients(view, layer, stale);
-  else if (state.view === "text") renderText(view, layer, stale);
-  else if (state.view === "units") renderUnits(view, layer, stale);
-  else renderHealth(view, layer, stale);
+  const entry = VIEWS.find(([id]) => id === state.view) || VIEWS[0];
+  entry[2](view, layer, stale, state);
 }
 
+// --------------------------------------------------------------------------- entry point
 function ensureStylesheet() {
   if (document.querySelector("link[data-rnn-monitor]")) return;
   const link = el("link", { rel: "stylesheet", href: "./static/style.css", "data-rnn-monitor": "1" });

@@ -32,6 +32,8 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STATIC_DIR = os.path.join(ROOT, "tb_plugin", "static")
 LAUNCH_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
@@ -101,6 +103,15 @@ def logdir(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- tensorboard
+def _checkout_env() -> dict:
+    """The environment for `tensorboard`: this checkout first on the path, so the plugin it
+    loads (through the entry point) is the code under test, not whatever checkout the
+    virtualenv's editable install points at."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
 class TensorBoardProcess:
     def __init__(self, logdir: str, load_fast: str, out_dir, samples: str | None = "rnn_monitor=0") -> None:
         self.port = _free_port()
@@ -111,7 +122,7 @@ class TensorBoardProcess:
             [TENSORBOARD, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(self.port),
              f"--load_fast={load_fast}", "--reload_interval", "2"]
             + (["--samples_per_plugin", samples] if samples else []),
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, env=_checkout_env(),
         )
 
     def wait_ready(self, timeout: float = 90.0) -> dict:
@@ -150,6 +161,10 @@ def tensorboard(logdir, tmp_path_factory):
     tb = TensorBoardProcess(logdir, "auto", tmp_path_factory.mktemp("tb"))
     try:
         tb.wait_ready()
+        with urllib.request.urlopen(tb.url + "/data/plugin/rnn_monitor/static/app.js", timeout=10) as resp:
+            served = resp.read()
+        with open(os.path.join(STATIC_DIR, "app.js"), "rb") as f:
+            assert served == f.read(), "TensorBoard serves another checkout's plugin"
         yield tb
     finally:
         tb.stop()
@@ -221,6 +236,23 @@ _CANVAS_STATS = """(sel) => {
   }
   return {coloured: coloured / (d.length / 4), hash, epoch: c.dataset.epoch || null};
 }"""
+
+# Axis labels and ticks of the health charts, and the share of painted pixels in each label box.
+_AXES = """() => Array.from(document.querySelectorAll('#health-grid canvas, #gate-grid canvas')).map(c => {
+  const boxes = JSON.parse(c.dataset.labelBoxes || '{}');
+  const k = c.width / parseFloat(c.style.width);
+  const ink = (b) => {
+    if (!b) return 0;
+    const d = c.getContext('2d').getImageData(Math.floor(b[0] * k), Math.floor(b[1] * k),
+                                              Math.ceil(b[2] * k), Math.ceil(b[3] * k)).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 160) n++;
+    return n / (d.length / 4);
+  };
+  return {x: c.dataset.xLabel, y: c.dataset.yLabel, xTicks: JSON.parse(c.dataset.xTicks || '[]'),
+          yTicks: JSON.parse(c.dataset.yTicks || '[]'), inkX: ink(boxes.x), inkY: ink(boxes.y),
+          aria: c.getAttribute('aria-label')};
+})"""
 
 _SPAN_COLOURS = """() => Array.from(document.querySelectorAll('#text-sample pre.seq span'))
   .map(s => getComputedStyle(s).backgroundColor)"""
@@ -298,6 +330,104 @@ def test_text_view_colours_follow_the_epoch_slider(dashboard, shots):
     frame.wait_for_function("() => /\\bc of unit/.test(document.querySelector('#text-legend').title)")
 
 
+def _rgb(css: str) -> tuple[float, float, float]:
+    """'rgb(r, g, b)' or 'rgba(r, g, b, a)' -> (r, g, b)."""
+    parts = css[css.index("(") + 1 : css.index(")")].split(",")
+    return tuple(float(p) for p in parts[:3])
+
+
+def _contrast(a, b) -> float:
+    """WCAG 2 contrast ratio, computed here from the definition (not the page's code)."""
+
+    def lum(c):
+        lin = [v / 255 / 12.92 if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+_SPAN_STYLES = """() => Array.from(document.querySelectorAll('#text-sample pre.seq span')).map((s, i) => {
+  const cs = getComputedStyle(s);
+  return {i, text: s.textContent, fg: cs.color, bg: cs.backgroundColor};
+})"""
+
+# Where the underscore's ink is, from the font's own metrics (canvas measureText with the
+# span's computed font): the span's box is the font's content area plus padding, so the
+# baseline is at top + padding-top + fontBoundingBoxAscent. Also: the boxes of the other
+# lines of the same sequence, which must not overlap this one.
+_GLYPH_BOX = """(i) => {
+  const s = document.querySelectorAll('#text-sample pre.seq span')[i];
+  const cs = getComputedStyle(s);
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = cs.font;
+  const m = ctx.measureText(s.textContent);
+  const r = s.getBoundingClientRect();
+  const baseline = r.top + parseFloat(cs.paddingTop) + m.fontBoundingBoxAscent;
+  const lines = Array.from(s.parentElement.children).map(o => o.getBoundingClientRect())
+    .filter(o => Math.abs(o.top - r.top) >= 0.5);
+  const overlapping = lines.filter(o => o.top < r.bottom && o.bottom > r.top).length;
+  return {top: r.top, bottom: r.bottom, inkTop: baseline - m.actualBoundingBoxAscent,
+          inkBottom: baseline + m.actualBoundingBoxDescent, overlapping, family: cs.fontFamily};
+}"""
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+
+
+def test_text_colour_contrast_and_underscores_visible(dashboard, shots):
+    """Issue 14: every character's text colour reaches WCAG contrast 4.5 on its background,
+    including strongly coloured ones, and an underscore's glyph lies inside its span's box and
+    shows there (hiding the glyph changes the span's pixels), match bar or not."""
+    frame = dashboard["frame"]
+    _select_tab(frame, "text")
+    frame.wait_for_selector("#text-sample pre.seq span", timeout=30000)
+    frame.select_option("#text-state", "h")
+    frame.wait_for_function("() => /\\bh of unit/.test(document.querySelector('#text-legend').title)")
+    # Rank by underscores: the chosen unit separates them most, so they are strongly coloured.
+    frame.fill("#regex", "_")
+    frame.press("#regex", "Enter")
+    frame.wait_for_function("() => /match/.test(document.querySelector('#rank-info').textContent)")
+
+    spans = frame.evaluate(_SPAN_STYLES)
+    assert len(spans) >= 40
+    ratios = [_contrast(_rgb(s["fg"]), _rgb(s["bg"])) for s in spans]
+    worst = int(np.argmin(ratios))
+    assert ratios[worst] >= 4.5, spans[worst]
+    # Strongly coloured tokens exist (white text at 4.5:1 needs a background this dark) and
+    # pass too; the old rule (white above 0.6 of the scale, else dark grey) failed on them.
+    strong = [s for s in spans if _contrast(_rgb(s["bg"]), (255, 255, 255)) >= 3.0]
+    assert strong, "no strongly coloured token in the sample"
+    assert min(_contrast(_rgb(s["fg"]), _rgb(s["bg"])) for s in strong) >= 4.5
+
+    underscores = [s for s in spans if s["text"] == "_"]
+    assert underscores, "the probe text has no underscore"
+    # The most strongly coloured underscore.
+    target = max(underscores, key=lambda s: _contrast(_rgb(s["bg"]), (255, 255, 255)))
+    assert _contrast(_rgb(target["bg"]), (255, 255, 255)) >= 1.5, target
+    box = frame.evaluate(_GLYPH_BOX, target["i"])
+    assert box["inkBottom"] > box["inkTop"], box
+    assert box["top"] - 0.01 <= box["inkTop"] and box["inkBottom"] <= box["bottom"] + 0.01, box
+    assert box["overlapping"] == 0, box  # no other line's box covers this one
+
+    span = frame.locator("#text-sample pre.seq span").nth(target["i"])
+    shown = _pixels(span.screenshot())
+    span.evaluate("(s) => { s.dataset.fg = s.style.color; s.style.color = 'transparent'; }")
+    hidden = _pixels(span.screenshot())
+    span.evaluate("(s) => { s.style.color = s.dataset.fg; }")
+    assert shown.shape == hidden.shape
+    changed = np.abs(shown - hidden).max(axis=2) > 40
+    assert changed.sum() >= 3, f"the underscore does not show inside its span ({changed.sum()} pixels)"
+    glyph = shown[changed]
+    best = max(_contrast(tuple(p), _rgb(target["bg"])) for p in glyph)
+    assert best >= 3.0, (best, target)
+
+
 def test_health_view_small_multiples_and_alerts(dashboard, shots):
     frame = dashboard["frame"]
     _select_tab(frame, "health")
@@ -306,6 +436,17 @@ def test_health_view_small_multiples_and_alerts(dashboard, shots):
     assert n >= 6  # {kernel, recurrent_kernel, bias} x {l2, update_ratio}
     assert frame.evaluate(_CANVAS_STATS, "#gate-grid canvas")["coloured"] > 0.01
     assert frame.locator("#health-grid canvas").count() >= 3
+    # Issue 14: every chart labels its axes (x: epoch; y: what is plotted) and has tick values,
+    # and the labels are painted where the chart says (non-blank pixels in those boxes).
+    charts = frame.evaluate(_AXES)
+    assert len(charts) >= 9
+    for c in charts:
+        assert c["x"] == "epoch" and c["y"], c
+        assert len(c["xTicks"]) >= 2 and len(c["yTicks"]) >= 2, c
+        assert c["inkX"] > 0.05 and c["inkY"] > 0.05, c
+        assert "x: epoch" in c["aria"] and c["y"] in c["aria"], c
+    ys = {c["y"] for c in charts}
+    assert {"fraction of units", "||dL/dW|| (L2)", "steps back (k)"} <= ys, ys
     body = frame.inner_text("main")
     assert "Alerts" in body and ("No alerts were raised" in body or frame.locator("#alerts-table").count() == 1)
     save_shot(dashboard, shots, "health")

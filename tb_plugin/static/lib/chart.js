@@ -1,12 +1,80 @@
-// Canvas line charts with axes, labels and hover read-outs.
+// Canvas set-up, tick choice and the line chart (temporal flow, health small multiples).
 
-import { fmt, powerLabel } from "./dom.js";
-import { setupCanvas } from "./heatmap.js";
+import { fmt, powerLabel } from "./format.js";
 
-// Line chart (flow curves, health small multiples).
+export const FONT = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+const TITLE_FONT = "600 12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+const AXIS_COLOUR = "#424242";
+
+// A canvas of cssWidth x cssHeight CSS pixels, sharp on high-DPI screens; its 2D context.
+export function setupCanvas(canvas, cssWidth, cssHeight) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  canvas.width = Math.round(cssWidth * dpr);
+  canvas.height = Math.round(cssHeight * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, cssWidth, cssHeight);
+  ctx.font = FONT;
+  return ctx;
+}
+
+export function panelWidth(container, fallback = 760) {
+  const w = container.clientWidth || fallback;
+  return Math.max(360, Math.min(w, 1400));
+}
+
+// Integer ticks 0..n-1 at a "nice" step (1, 2, 5 x 10^k), at most about maxTicks of them.
+export function niceTicks(n, maxTicks) {
+  if (n <= 0) return [];
+  const raw = Math.max(1, (n - 1) / Math.max(1, maxTicks - 1));
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let i = 0; i < n; i += step) out.push(Math.round(i));
+  return out;
+}
+
+// Values k * step (step = 1, 2 or 5 x 10^j) inside [lo, hi], about `count` of them.
+export function linearTicks(lo, hi, count = 4) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / Math.max(1, count);
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) out.push(Number((k * step).toPrecision(12)));
+  return out;
+}
+
+// Ticks of a log axis over [10^a, 10^b]: powers of ten, or, within less than a decade, evenly
+// stepped values (0.08, 0.1, 0.12, ...) placed on the log axis.
+export function logTicks(a, b, count = 5) {
+  let out = [];
+  for (let p = Math.ceil(a - 1e-9); p <= Math.floor(b + 1e-9); p++) out.push(Math.pow(10, p));
+  if (out.length > count) {
+    const st = Math.ceil(out.length / count);
+    out = out.filter((v) => Math.round(Math.log10(v)) % st === 0);
+  }
+  if (out.length >= 2) return out;
+  out = linearTicks(Math.pow(10, a), Math.pow(10, b), count - 1).filter((v) => v > 0);
+  return out.length >= 2 ? out : [Math.pow(10, a), Math.pow(10, b)];
+}
+
+function tickLabel(v, logY) {
+  if (!logY) return fmt(v, 3);
+  const p = Math.log10(v);
+  return Math.abs(p - Math.round(p)) < 1e-9 ? powerLabel(Math.round(p)) : fmt(v, 3);
+}
+
+// Line chart: several series over a shared x axis, optional log y, dashed horizontal lines
+// and vertical markers. Axes carry tick values and, when given, their labels (xLabel below,
+// yLabel rotated on the left). What was drawn is recorded on the canvas (data-x-label,
+// data-y-label, data-x-ticks, data-y-ticks, data-label-boxes) for tests and assistive tools.
 export function drawLines(canvas, opts) {
-  const { series, width, height, logY, xLabel, title, markers = [], hLines = [], xMin, xMax, yMin, yMax, yLogFloor } = opts;
-  const m = { left: 52, right: 12, top: title ? 20 : 8, bottom: xLabel ? 34 : 22 };
+  const { series, width, height, logY, xLabel, yLabel, title, markers = [], hLines = [], xMin, xMax, yMin, yMax, yLogFloor } = opts;
+  const m = { left: yLabel ? 66 : 52, right: 12, top: title ? 22 : 8, bottom: xLabel ? 36 : 22 };
   const ctx = setupCanvas(canvas, width, height);
   const pw = width - m.left - m.right;
   const ph = height - m.top - m.bottom;
@@ -32,19 +100,44 @@ export function drawLines(canvas, opts) {
   }
   if (title) {
     ctx.fillStyle = "#212121";
-    ctx.font = "600 12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+    ctx.font = TITLE_FONT;
     ctx.textAlign = "left";
     ctx.textBaseline = "top";
-    ctx.fillText(title, 4, 2);
-    ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+    ctx.fillText(title, 4, 3);
+    ctx.font = FONT;
   }
   ctx.strokeStyle = "#bdbdbd";
   ctx.strokeRect(m.left - 0.5, m.top - 0.5, pw + 1, ph + 1);
+  const boxes = {};
+  ctx.fillStyle = AXIS_COLOUR;
+  if (xLabel) {
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    ctx.fillText(xLabel, m.left + pw / 2, height - 2);
+    const tw = ctx.measureText(xLabel).width;
+    boxes.x = [m.left + pw / 2 - tw / 2, height - 15, tw, 13];
+  }
+  if (yLabel) {
+    ctx.save();
+    ctx.translate(2, m.top + ph / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    ctx.fillText(yLabel, 0, 0);
+    ctx.restore();
+    const tw = Math.min(ph, ctx.measureText(yLabel).width);
+    boxes.y = [2, m.top + ph / 2 - tw / 2, 13, tw];
+  }
+  canvas.dataset.xLabel = xLabel || "";
+  canvas.dataset.yLabel = yLabel || "";
+  canvas.dataset.labelBoxes = JSON.stringify(boxes);
   if (!Number.isFinite(y0) || x0 === undefined) {
     ctx.fillStyle = "#757575";
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     ctx.fillText("no data", m.left + pw / 2, m.top + ph / 2);
+    canvas.dataset.xTicks = "[]";
+    canvas.dataset.yTicks = "[]";
     return;
   }
   if (x1 === x0) x1 = x0 + 1;
@@ -64,36 +157,30 @@ export function drawLines(canvas, opts) {
     const pad = (y1 - y0) * 0.06;
     if (yMin === undefined || y0 < yMin) y0 -= pad;
     if (yMax === undefined || y1 > yMax) y1 += pad;
+  } else {
+    const pad = (y1 - y0) * 0.04;
+    y0 -= pad;
+    y1 += pad;
   }
   const X = (x) => m.left + ((x - x0) / (x1 - x0)) * pw;
   const Y = (v) => m.top + (1 - (ty(v) - y0) / (y1 - y0)) * ph;
 
-  // y ticks
-  ctx.fillStyle = "#616161";
+  // y ticks: nice values (linear) or powers of ten / 1-2-5 steps (log), with grid lines
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  let yt = [];
-  if (logY) {
-    for (let p = Math.ceil(y0); p <= Math.floor(y1); p++) yt.push(p);
-    if (yt.length > 5) {
-      const st = Math.ceil(yt.length / 5);
-      yt = yt.filter((p) => p % st === 0);
-    }
-    if (yt.length < 2) yt = [y0, y1];
-    yt = yt.map((p) => Math.pow(10, p));
-  } else {
-    yt = [y0, (y0 + y1) / 2, y1];
-  }
-  ctx.strokeStyle = "#eeeeee";
+  const yt = logY ? logTicks(y0, y1) : linearTicks(y0, y1, Math.max(2, Math.min(5, Math.floor(ph / 28))));
   for (const v of yt) {
-    const y = Y(v);
+    const y = Math.round(Y(v)) + 0.5;
+    ctx.strokeStyle = "#eeeeee";
     ctx.beginPath();
     ctx.moveTo(m.left, y);
     ctx.lineTo(m.left + pw, y);
     ctx.stroke();
-    ctx.fillText(logY ? powerLabel(Math.log10(v)) : fmt(v, 2), m.left - 5, y);
+    ctx.fillStyle = AXIS_COLOUR;
+    ctx.fillRect(m.left - 3, y - 0.5, 3, 1);
+    ctx.fillText(tickLabel(v, logY), m.left - 5, y);
   }
-  // x ticks
+  // x ticks (integers: epochs, steps)
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   const span = x1 - x0;
@@ -101,11 +188,14 @@ export function drawLines(canvas, opts) {
   const raw = span / nt;
   const p10 = Math.pow(10, Math.floor(Math.log10(raw || 1)));
   const step = Math.max(1, [1, 2, 5, 10].map((k) => k * p10).find((s) => s >= raw) || raw);
+  const xt = [];
   for (let x = Math.ceil(x0 / step) * step; x <= x1 + 1e-9; x += step) {
     ctx.fillRect(X(x), m.top + ph, 1, 3);
     ctx.fillText(String(Math.round(x)), X(x), m.top + ph + 4);
+    xt.push(Math.round(x));
   }
-  if (xLabel) ctx.fillText(xLabel, m.left + pw / 2, height - 14);
+  canvas.dataset.xTicks = JSON.stringify(xt);
+  canvas.dataset.yTicks = JSON.stringify(yt.map((v) => tickLabel(v, logY)));
 
   ctx.save();
   ctx.beginPath();

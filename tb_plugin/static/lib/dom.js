@@ -1,4 +1,5 @@
-// DOM helpers and the notices every view uses.
+// DOM helpers shared by the views: element building and the page's recurring pieces (notices,
+// cards). No inline handlers or HTML strings: TensorBoard's CSP forbids inline script.
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -16,20 +17,6 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function fmt(v, digits = 3) {
-  if (v === null || v === undefined || Number.isNaN(v)) return "n/a";
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return v.toExponential(digits - 1).replace("e+", "e");
-  return Number(v.toPrecision(digits)).toString();
-}
-
-export function powerLabel(p) {
-  // Tick label of 10^p: "0.01", "1", "100", or "1e-5" for far-away powers.
-  if (Number.isInteger(p)) return Math.abs(p) <= 2 ? String(Math.pow(10, p)) : `1e${p}`;
-  return fmt(Math.pow(10, p), 2);
-}
-
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => {
@@ -42,6 +29,11 @@ export function notice(kind, ...content) {
   return el("div", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, ...content);
 }
 
+export function errorNotice(err) {
+  return notice("error", err && err.message ? err.message : String(err));
+}
+
+// "Showing n of m epochs": TensorBoard sampled the series; names the flag that keeps them all.
 export function samplingNotice(sampling) {
   if (!sampling) return null;
   return notice(
@@ -51,10 +43,6 @@ export function samplingNotice(sampling) {
     el("code", { text: sampling.flag }),
     " to see every epoch.",
   );
-}
-
-export function errorNotice(err) {
-  return notice("error", err && err.message ? err.message : String(err));
 }
 
 export function section(title, subtitle, ...children) {

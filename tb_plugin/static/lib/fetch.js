@@ -1,15 +1,22 @@
-// Requests to the plugin's routes (relative URLs, cached in the page) and float16 decoding.
-
-import { state } from "./state.js";
+// The plugin's JSON routes, fetched with relative URLs and kept for a while; float16 blobs.
+//
+// TensorBoard's entry page sets <base href="plugin/rnn_monitor/">, so "./runs" reaches
+// /data/plugin/rnn_monitor/runs (fetch resolves against the document, not this module).
 
 // Answers kept in the page (an activations answer with all units is ~1-2 MB once decoded).
-export const CACHE_ENTRIES = 48;
+const CACHE_ENTRIES = 48;
+const cache = new Map();
 
-export async function api(route, params = {}) {
+export function clearCache() {
+  cache.clear();
+}
+
+// GET ./route?params as JSON; rejects with an Error carrying the route's message and `status`.
+export function api(route, params = {}) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) query.set(k, v);
   const url = `./${route}?${query}`;
-  if (state.cache.has(url)) return state.cache.get(url);
+  if (cache.has(url)) return cache.get(url);
   const promise = fetch(url, { credentials: "same-origin" }).then(async (resp) => {
     let body = null;
     try {
@@ -24,16 +31,15 @@ export async function api(route, params = {}) {
     }
     return body;
   });
-  state.cache.set(url, promise);
-  while (state.cache.size > CACHE_ENTRIES) state.cache.delete(state.cache.keys().next().value);
-  promise.catch(() => state.cache.delete(url));
+  cache.set(url, promise);
+  while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value);
+  promise.catch(() => cache.delete(url));
   return promise;
 }
 
-// float16 (little-endian, base64) -> Float32Array
+// float16 (little-endian, base64) -> Float32Array, through a 65536-entry table.
 let HALF_TABLE = null;
-
-export function halfTable() {
+function halfTable() {
   if (HALF_TABLE) return HALF_TABLE;
   HALF_TABLE = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {

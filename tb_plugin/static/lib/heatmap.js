@@ -1,40 +1,13 @@
-// Canvas heatmaps with axes, hover read-outs and colour legends.
+// Heatmap: a rows x cols matrix drawn through an offscreen image, with axes and a log colour
+// bar; hover read-out.
 
-import { fmt, powerLabel } from "./dom.js";
-import { VIRIDIS, DIVERGING, ramp, rgb } from "./colour.js";
+import { VIRIDIS, ramp, rgb } from "./colour.js";
+import { niceTicks, setupCanvas } from "./chart.js";
+import { powerLabel } from "./format.js";
 
-export function niceTicks(n, maxTicks) {
-  // Integer ticks 0..n-1 at a "nice" step.
-  if (n <= 0) return [];
-  const raw = Math.max(1, (n - 1) / Math.max(1, maxTicks - 1));
-  const p = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) || raw;
-  const out = [];
-  for (let i = 0; i < n; i += step) out.push(Math.round(i));
-  return out;
-}
-
-// Canvas helpers ----------------------------------------------------------------------------
-export function setupCanvas(canvas, cssWidth, cssHeight) {
-  const dpr = window.devicePixelRatio || 1;
-  canvas.style.width = `${cssWidth}px`;
-  canvas.style.height = `${cssHeight}px`;
-  canvas.width = Math.round(cssWidth * dpr);
-  canvas.height = Math.round(cssHeight * dpr);
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, cssWidth, cssHeight);
-  ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
-  return ctx;
-}
-
-export function panelWidth(container, fallback = 760) {
-  const w = container.clientWidth || fallback;
-  return Math.max(360, Math.min(w, 1400));
-}
-
-// Heatmap: rows x cols matrix via an offscreen image, scaled without smoothing, plus axes and a
-// colour bar on a log scale.
+// opts: rows, cols, value(r, c), scale (colour.logScale), width, height, xLabel, yLabel,
+// xTick(c), yTick(r), barLabel, and optionally xTicks (the columns to label; default: nice steps).
+// Returns the plot geometry for attachHover.
 export function drawHeatmap(canvas, opts) {
   const { rows, cols, value, scale, width, height, xLabel, yLabel, xTick, yTick, barLabel, xTicks } = opts;
   const m = { left: 58, right: 86, top: 10, bottom: 40 };
@@ -125,6 +98,7 @@ export function drawHeatmap(canvas, opts) {
   return { m, pw, ph };
 }
 
+// Show describe(row, col) in `readout` while the pointer is over the plot area.
 export function attachHover(canvas, geom, rows, cols, describe, readout) {
   const handler = (ev) => {
     const rect = canvas.getBoundingClientRect();
@@ -140,26 +114,4 @@ export function attachHover(canvas, geom, rows, cols, describe, readout) {
   };
   canvas.onmousemove = handler; // property, not an inline attribute: CSP-safe, replaced on redraw
   canvas.onmouseleave = () => (readout.textContent = "\u00a0");
-}
-
-export function drawDivergingLegend(canvas, scale, caption) {
-  const width = 360;
-  const height = 40;
-  const ctx = setupCanvas(canvas, width, height);
-  const x0 = 40;
-  const w = 240;
-  for (let i = 0; i < w; i++) {
-    ctx.fillStyle = rgb(ramp(DIVERGING, i / (w - 1)));
-    ctx.fillRect(x0 + i, 4, 1, 14);
-  }
-  ctx.strokeStyle = "#9e9e9e";
-  ctx.strokeRect(x0 - 0.5, 3.5, w + 1, 15);
-  ctx.fillStyle = "#424242";
-  ctx.textBaseline = "top";
-  ctx.textAlign = "center";
-  ctx.fillText(`-${fmt(scale)}`, x0, 22);
-  ctx.fillText("0", x0 + w / 2, 22);
-  ctx.fillText(`+${fmt(scale)}`, x0 + w, 22);
-  canvas.setAttribute("aria-label", `Colour legend: ${caption}, from -${fmt(scale)} (blue) through 0 (white) to +${fmt(scale)} (red)`);
-  canvas.title = caption;
 }

@@ -1,13 +1,15 @@
-// The gradients view: g[t] over epochs, G[t, u] at one epoch, temporal flow and horizon.
+// "Gradients through time" view: g[t] over epochs, G[t, u] at one epoch (epoch slider), and
+// the temporal flow F[k] with its horizon.
 
-import { state } from "../lib/state.js";
+import { VIRIDIS, logScale, ramp, rgb } from "../lib/colour.js";
+import { drawLines, panelWidth } from "../lib/chart.js";
+import { debounce, el, errorNotice, noProbe, notice, samplingNotice, section } from "../lib/dom.js";
 import { api } from "../lib/fetch.js";
-import { el, fmt, debounce, notice, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
-import { VIRIDIS, ramp, logScale, rgb } from "../lib/colour.js";
-import { panelWidth, drawHeatmap, attachHover } from "../lib/heatmap.js";
-import { drawLines } from "../lib/chart.js";
+import { fmt } from "../lib/format.js";
+import { attachHover, drawHeatmap } from "../lib/heatmap.js";
 
-export async function renderGradients(view, layer, stale) {
+// state: the page's shared state (app.js): run, gradEpochIndex, unitKind.
+export async function renderGradients(view, layer, stale, state) {
   if (!layer.has || !layer.has.timestep_grad_norm) {
     view.append(noProbe("gradients through time"));
     return;
@@ -162,6 +164,7 @@ export async function renderGradients(view, layer, stale) {
       height: 260,
       logY: true,
       xLabel: "steps back from the last state, k",
+      yLabel: "F[k] (log scale)",
       xMin: 0,
       xMax: Math.max(1, K - 1),
       hLines: [{ y: flow.floor, label: `floor ${fmt(flow.floor)}`, color: "#757575" }],

@@ -1,22 +1,25 @@
-// The health view: unit ratios, per-gate norms and update ratios, alerts.
+// "Health" view: unit and gradient health over epochs, per-gate weight norms and update
+// ratios (small multiples), non-finite weights, and the run's alerts.
 
-import { state } from "../lib/state.js";
+import { drawLines, panelWidth } from "../lib/chart.js";
+import { el, errorNotice, noProbe, notice, samplingNotice, section } from "../lib/dom.js";
 import { api } from "../lib/fetch.js";
-import { el, notice, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
-import { panelWidth } from "../lib/heatmap.js";
-import { drawLines } from "../lib/chart.js";
 
-export const GATE_COLORS = ["#1976d2", "#e65100", "#2e7d32", "#6a1b9a", "#c2185b", "#00838f"];
-
-export const HEALTH_TITLES = {
-  dead_ratio: "dead units (fraction)",
-  exploding_ratio: "exploding units (fraction)",
-  saturated_ratio: "saturated units (fraction)",
-  grad_norm: "weight-gradient norm",
-  grad_horizon: "gradient horizon (steps)",
+const GATE_COLORS = ["#1976d2", "#e65100", "#2e7d32", "#6a1b9a", "#c2185b", "#00838f"];
+// Title and y-axis label (what is plotted, with its unit or scale) of each health chart.
+const HEALTH_CHARTS = {
+  dead_ratio: ["dead units", "fraction of units"],
+  exploding_ratio: ["exploding units", "fraction of units"],
+  saturated_ratio: ["saturated units", "fraction of units"],
+  grad_norm: ["weight-gradient norm", "||dL/dW|| (L2)"],
+  grad_horizon: ["gradient horizon", "steps back (k)"],
+};
+const GATE_CHARTS = {
+  l2: ["L2 norm", "||W_gate|| (L2)"],
+  update_ratio: ["update ratio", "ratio (log scale)"],
 };
 
-export async function renderHealth(view, layer, stale) {
+export async function renderHealth(view, layer, stale, state) {
   const params = { run: state.run, layer: layer.name };
   const banner = el("div", { class: "banner" });
   const healthCard = section("Unit and gradient health", "Per logged epoch. Dead: output std < threshold; saturated: tanh |h| > 0.99 or sigmoid gates outside [0.1, 0.9] most of the time; horizon: steps back the gradient still reaches.");
@@ -35,7 +38,7 @@ export async function renderHealth(view, layer, stale) {
   const full = panelWidth(view) - 44;
   const cols = Math.max(1, Math.floor(full / 280));
   const w = Math.floor((full - (cols - 1) * 12) / cols);
-  const h = 150;
+  const h = 172;
   let e0 = Infinity;
   let e1 = -Infinity;
   for (const s of Object.values(health.series)) {
@@ -50,14 +53,17 @@ export async function renderHealth(view, layer, stale) {
   if (!health.health.length) healthCard.append(noProbe("unit health measurements"));
   for (const name of health.health) {
     const s = health.series[name];
-    const c = el("canvas", { class: "small", role: "img", "aria-label": `${name} over epochs` });
+    const [title, yLabel] = HEALTH_CHARTS[name] || [name, "value"];
+    const c = el("canvas", { class: "small", role: "img", "aria-label": `${title} over epochs (x: epoch, y: ${yLabel})` });
     grid.append(c);
     const ratio = name.endsWith("_ratio");
     drawLines(c, {
       series: [{ x: s.epochs, y: s.values, color: "#1565c0" }],
       width: w,
       height: h,
-      title: HEALTH_TITLES[name] || name,
+      title,
+      xLabel: "epoch",
+      yLabel,
       ...xr,
       yMin: 0,
       yMax: ratio && !s.values.some((v) => v > 0) ? 1 : undefined,
@@ -76,9 +82,22 @@ export async function renderHealth(view, layer, stale) {
         .filter((o) => o.s)
         .map((o) => ({ x: o.s.epochs, y: o.s.values, color: GATE_COLORS[o.i % GATE_COLORS.length] }));
       if (!series.length) continue;
-      const c = el("canvas", { class: "small", role: "img", "aria-label": `${role} ${stat} per gate over epochs` });
+      const logY = stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0));
+      const [what, yLabel] = GATE_CHARTS[stat];
+      const title = `${role.replace("_", " ")} \u00b7 ${what}`;
+      const c = el("canvas", { class: "small", role: "img", "aria-label": `${title} per gate over epochs (x: epoch, y: ${yLabel})` });
       ggrid.append(c);
-      drawLines(c, { series, width: w, height: h, ...xr, yMin: stat === "l2" ? 0 : undefined, title: `${role.replace("_", " ")} \u00b7 ${stat === "l2" ? "L2 norm" : "update ratio"}`, logY: stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0)) });
+      drawLines(c, {
+        series,
+        width: w,
+        height: h,
+        ...xr,
+        yMin: stat === "l2" ? 0 : undefined,
+        title,
+        xLabel: "epoch",
+        yLabel: stat === "update_ratio" && !logY ? "ratio" : yLabel, // all zero: no log axis
+        logY,
+      });
     }
     for (const g of gates) {
       const s = health.series[`${role}/${g}/nonfinite`];

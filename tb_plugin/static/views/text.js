@@ -1,12 +1,17 @@
-// The text view: probe text coloured by one unit's activation, units ranked by variance or regex.
+// "Activations in text" view: the probe sequences, each character on a background coloured by
+// one unit's activation; units ranked by variance or by relevance to a regex.
 
-import { state } from "../lib/state.js";
+import { DIVERGING, divergingColor, ramp, rgb, textColourOn } from "../lib/colour.js";
+import { drawLines, panelWidth, setupCanvas } from "../lib/chart.js";
+import { debounce, el, errorNotice, noProbe, samplingNotice, section } from "../lib/dom.js";
 import { api, decodeFloat16 } from "../lib/fetch.js";
-import { el, fmt, debounce, samplingNotice, errorNotice, section, noProbe } from "../lib/dom.js";
-import { divergingColor, rgb } from "../lib/colour.js";
-import { drawDivergingLegend, panelWidth } from "../lib/heatmap.js";
-import { drawLines } from "../lib/chart.js";
+import { fmt } from "../lib/format.js";
 
+// Characters with little ink (an underscore is ~0.6 px thick at 13 px): drawn bold so that
+// they still show on a strongly coloured background.
+const THIN = /^[_.,:;'`|!^~\-]+$/;
+
+// How a token is shown: newline and tab visible, the empty token as a symbol.
 export function tokenDisplay(tok) {
   if (tok === "\n") return "\u21b5\n";
   if (tok === "\t") return "\u2192   ";
@@ -46,7 +51,7 @@ const SOURCE_TEXT = {
 };
 const SOURCE_NAMES = { probe: "probe text", generated: "generated text", importance: "token importance (occlusion)" };
 
-export async function renderText(view, layer, stale) {
+export async function renderText(view, layer, stale, state) {
   const sources = layer.sources && layer.sources.length ? layer.sources : layer.states && layer.states.length ? ["probe"] : [];
   if (!sources.length) {
     view.append(noProbe("activations"));
@@ -119,6 +124,9 @@ export async function renderText(view, layer, stale) {
     if (sn) banner.append(sn);
     if (!body.data_f32) body.data_f32 = decodeFloat16(body.data);
     current = body;
+    if (body.states && body.states.join() !== Array.from(stateSel.options).map((o) => o.value).join()) fillStates(body.states);
+    state.textState = body.state;
+    stateSel.value = body.state;
     const [title, sub] = SOURCE_TEXT[body.source || "probe"];
     card.querySelector("h2").textContent = title;
     card.querySelector("p.sub").textContent = sub;
@@ -126,9 +134,6 @@ export async function renderText(view, layer, stale) {
       const box = node.closest("label") || node;
       box.hidden = body.source === "importance";
     }
-    if (body.states && body.states.join() !== Array.from(stateSel.options).map((o) => o.value).join()) fillStates(body.states);
-    state.textState = body.state;
-    stateSel.value = body.state;
     slider.max = String(body.epochs.length - 1);
     state.textEpochIndex = body.epochs.indexOf(body.epoch);
     slider.value = String(state.textEpochIndex);
@@ -236,9 +241,10 @@ export async function renderText(view, layer, stale) {
         const v = vals[s * T + t];
         const span = document.createElement("span");
         span.textContent = tokenDisplay(tok === undefined ? "\u00b7" : tok);
+        if (THIN.test(span.textContent)) span.className = "thin";
         const c = divergingColor(v, scale);
         span.style.backgroundColor = rgb(c);
-        if (Math.abs(v) / scale > 0.6) span.className = "strong";
+        span.style.color = rgb(textColourOn(c)); // readable on any background (WCAG >= 4.5)
         if (state.mask && state.mask[s] && state.mask[s][t]) span.classList.add("match");
         span.title = `${JSON.stringify(tok)}  t=${t}  unit ${shownId} ${current.state} = ${Number.isNaN(v) ? "n/a (masked)" : v.toFixed(3)}`;
         pre.append(span);
@@ -256,12 +262,17 @@ export async function renderText(view, layer, stale) {
     if (!current || current.source !== "importance" || !current.reading) return;
     const T = current.shape[1];
     const full = panelWidth(textBox) - 8;
-    readingBox.append(el("h3", { text: "Prediction as read" }), el("p", { class: "sub", text: `The model's score for its predicted class after reading each prefix (t + 1 tokens); the dashed line is the decision point (${current.decision === null || current.decision === undefined ? "n/a" : current.decision}).` }));
+    const decision = current.decision === null || current.decision === undefined ? null : current.decision;
+    readingBox.append(el("h3", { text: "Prediction as read" }), el("p", { class: "sub", text: `The model's score for its predicted class after reading each prefix (t + 1 tokens); the dashed line is the decision point (${decision === null ? "n/a" : decision}).` }));
     current.reading.forEach((row, s) => {
       const c = el("canvas", { class: "small reading-curve", role: "img", "aria-label": `prediction as read, sequence ${s + 1}` });
       readingBox.append(c);
-      const hLines = current.decision === null || current.decision === undefined ? [] : [{ y: current.decision, color: "#9e9e9e", dash: [4, 3] }];
-      drawLines(c, { series: [{ x: Array.from({ length: T }, (_, t) => t), y: row, color: "#6a1b9a" }], width: Math.min(full, 760), height: 120, title: `sequence ${s + 1}: score ${current.score && current.score[s] !== undefined && current.score[s] !== null ? fmt(current.score[s]) : "n/a"}`, xLabel: "tokens read (t)", hLines });
+      const score = current.score && current.score[s] !== undefined && current.score[s] !== null ? fmt(current.score[s]) : "n/a";
+      drawLines(c, {
+        series: [{ x: Array.from({ length: T }, (_, t) => t), y: row, color: "#6a1b9a" }],
+        width: Math.min(full, 760), height: 130, title: `sequence ${s + 1}: score ${score}`,
+        xLabel: "tokens read (t)", yLabel: "score", hLines: decision === null ? [] : [{ y: decision, color: "#9e9e9e" }],
+      });
     });
   };
 
@@ -305,4 +316,26 @@ export async function renderText(view, layer, stale) {
   if (current && startEpoch !== null && startEpoch < current.epochs.length && current.epochs[startEpoch] !== current.epoch) {
     loadEpoch(current.epochs[startEpoch]);
   }
+}
+
+function drawDivergingLegend(canvas, scale, caption) {
+  const width = 360;
+  const height = 40;
+  const ctx = setupCanvas(canvas, width, height);
+  const x0 = 40;
+  const w = 240;
+  for (let i = 0; i < w; i++) {
+    ctx.fillStyle = rgb(ramp(DIVERGING, i / (w - 1)));
+    ctx.fillRect(x0 + i, 4, 1, 14);
+  }
+  ctx.strokeStyle = "#9e9e9e";
+  ctx.strokeRect(x0 - 0.5, 3.5, w + 1, 15);
+  ctx.fillStyle = "#424242";
+  ctx.textBaseline = "top";
+  ctx.textAlign = "center";
+  ctx.fillText(`-${fmt(scale)}`, x0, 22);
+  ctx.fillText("0", x0 + w / 2, 22);
+  ctx.fillText(`+${fmt(scale)}`, x0 + w, 22);
+  canvas.setAttribute("aria-label", `Colour legend: ${caption}, from -${fmt(scale)} (blue) through 0 (white) to +${fmt(scale)} (red)`);
+  canvas.title = caption;
 }

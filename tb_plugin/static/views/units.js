@@ -2,12 +2,12 @@
 // frequency, most periodic first) with the periodic units found, and a unit's card: the input it
 // likes to see, and across epochs its period and strength, saturation and relevance to a regex.
 
-import { state } from "../lib/state.js";
-import { api, decodeFloat16 } from "../lib/fetch.js";
-import { el, fmt, debounce, notice, samplingNotice, errorNotice, section } from "../lib/dom.js";
+import { drawLines, panelWidth } from "../lib/chart.js";
 import { logScale } from "../lib/colour.js";
-import { panelWidth, drawHeatmap, attachHover } from "../lib/heatmap.js";
-import { drawLines } from "../lib/chart.js";
+import { debounce, el, errorNotice, notice, samplingNotice, section } from "../lib/dom.js";
+import { api, decodeFloat16 } from "../lib/fetch.js";
+import { fmt } from "../lib/format.js";
+import { attachHover, drawHeatmap } from "../lib/heatmap.js";
 
 function showToken(tok) {
   // Thin or invisible tokens get a visible stand-in on the axis.
@@ -23,7 +23,7 @@ function noUnits() {
   );
 }
 
-export async function renderUnits(view, layer, stale) {
+export async function renderUnits(view, layer, stale, state) {
   if (!layer.has || !layer.has.periodicity) {
     view.append(noUnits());
     return;
@@ -189,10 +189,10 @@ export async function renderUnits(view, layer, stale) {
       grid.append(cv);
       drawLines(cv, { series, width: w, height: 160, title, xLabel: "epoch", ...xr, ...extra });
     };
-    chart("unit-strength", "spectrum strength (peak share)", [{ x: card.epochs, y: card.strength, color: "#6a1b9a" }], { yMin: 0, yMax: 1 });
-    chart("unit-period", "period at the peak (steps)", [{ x: card.epochs, y: card.peak_freq.map((f) => (f ? 1 / f : null)), color: "#00838f" }], { yMin: 0 });
-    if (card.saturation.length) chart("unit-saturation", "saturated (|h| > 0.99), fraction", [{ x: card.activation_epochs, y: card.saturation, color: "#e65100" }], { yMin: 0, yMax: 1 });
-    if (card.relevance) chart("unit-relevance", `relevance to /${card.regex}/`, [{ x: card.activation_epochs, y: card.relevance, color: "#1565c0" }]);
+    chart("unit-strength", "spectrum strength", [{ x: card.epochs, y: card.strength, color: "#6a1b9a" }], { yMin: 0, yMax: 1, yLabel: "peak share of power" });
+    chart("unit-period", "period at the peak", [{ x: card.epochs, y: card.peak_freq.map((f) => (f ? 1 / f : null)), color: "#00838f" }], { yMin: 0, yLabel: "steps" });
+    if (card.saturation.length) chart("unit-saturation", "saturation (|h| > 0.99)", [{ x: card.activation_epochs, y: card.saturation, color: "#e65100" }], { yMin: 0, yMax: 1, yLabel: "fraction of steps" });
+    if (card.relevance) chart("unit-relevance", `relevance to /${card.regex}/`, [{ x: card.activation_epochs, y: card.relevance, color: "#1565c0" }], { yLabel: "mean in - mean out" });
     const fav = card.favourite.map((f, i) => (f === null ? null : `${card.epochs[i]}: ${JSON.stringify(f)}`)).filter(Boolean);
     if (fav.length) body.append(el("p", { class: "sub", id: "unit-favourite", text: `Favourite token just read, by epoch: ${fav.join(", ")}` }));
     if (card.note) body.append(notice("info", card.note));
