@@ -32,6 +32,10 @@ class Generation:
     activations: dict[str, dict[str, np.ndarray]]
 
 
+_GATE_NAMES = {"LSTMCell": ("i", "f", "g", "o"), "GRUCell": ("z", "r", "hh")}
+CHECK_TOLERANCE = 1e-3  # stepped scores vs the model's own forward pass (relative to their scale)
+
+
 def _softmax_output(model: Any) -> bool:
     return getattr(getattr(model.layers[-1], "activation", None), "__name__", None) == "softmax"
 
@@ -80,6 +84,10 @@ class _Stepper:
                     "text backwards, so a next-token model cannot have one"
                 )
         self.states: dict[str, list] = {}
+        self.outputs: dict[str, Any] = {}  # each recurrent layer's last output (masked steps)
+        # With Embedding(mask_zero=True) token 0 is padding: Keras carries every state over it.
+        self.mask_zero = any(isinstance(layer, keras.layers.Embedding) and getattr(layer, "mask_zero", False)
+                             for layer in self.layers)
 
     def step(self, token: int) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
         """Feed one token: the model's output scores and each recurrent layer's states."""
@@ -88,6 +96,7 @@ class _Stepper:
         from rnn_monitor.model.gates import gru_gates, lstm_gates
 
         tensor = np.array([[token]], dtype="int32")
+        masked = self.mask_zero and token == 0
         seen: dict[str, dict[str, np.ndarray]] = {}
         for layer in self.layers:
             if isinstance(layer, keras.layers.RNN):
@@ -97,19 +106,29 @@ class _Stepper:
                 if states is None:
                     states = keras.tree.flatten(cell.get_initial_state(batch_size=1))
                 prev = states
-                out, new = cell(x_t, list(states), training=False)
-                new = keras.tree.flatten(new)
-                self.states[layer.name] = new
                 info = self.infos.get(layer.name)
                 name = info.name if info is not None else layer.name
-                record = {"h": np.asarray(out)[0]}
-                if isinstance(cell, keras.layers.LSTMCell):
-                    gates, _, _ = lstm_gates(cell, x_t, prev[0], prev[1])
-                    record["c"] = np.asarray(new[1])[0]
-                    record.update({k: np.asarray(v)[0] for k, v in gates.items()})
-                elif isinstance(cell, keras.layers.GRUCell):
-                    gates, _ = gru_gates(cell, x_t, prev[0])
-                    record.update({k: np.asarray(v)[0] for k, v in gates.items()})
+                if masked:  # as Keras: states carried over, output the previous one (or zeros)
+                    last = self.outputs.get(layer.name)
+                    out = np.zeros((1, cell.output_size if hasattr(cell, "output_size") else np.asarray(prev[0]).shape[-1]),
+                                   "float32") if last is None or layer.zero_output_for_mask else last
+                    record = {"h": np.asarray(prev[0])[0]}
+                    if isinstance(cell, keras.layers.LSTMCell):
+                        record["c"] = np.asarray(prev[1])[0]
+                    record.update({k: np.full_like(record["h"], np.nan) for k in _GATE_NAMES.get(type(cell).__name__, ())})
+                else:
+                    out, new = cell(x_t, list(states), training=False)
+                    new = keras.tree.flatten(new)
+                    self.states[layer.name] = new
+                    self.outputs[layer.name] = out
+                    record = {"h": np.asarray(out)[0]}
+                    if isinstance(cell, keras.layers.LSTMCell):
+                        gates, _, _ = lstm_gates(cell, x_t, prev[0], prev[1])
+                        record["c"] = np.asarray(new[1])[0]
+                        record.update({k: np.asarray(v)[0] for k, v in gates.items()})
+                    elif isinstance(cell, keras.layers.GRUCell):
+                        gates, _ = gru_gates(cell, x_t, prev[0])
+                        record.update({k: np.asarray(v)[0] for k, v in gates.items()})
                 seen[name] = record
                 tensor = out[:, None] if layer.return_sequences else out
             else:
@@ -142,19 +161,41 @@ def generate(
     raise ValueError(f"generate() needs a next-token model (output [batch, time, vocab] or [batch, vocab]); got {shape}")
 
 
+def _check_against_model(model: Any, tokens: list[int], stepped: list[np.ndarray]) -> None:
+    """The stepped scores must be the model's own on the same text (its first window of steps);
+    otherwise some layer mixes timesteps (a non-causal convolution, attention, ...) and stepping
+    it token by token would generate the wrong text: a ValueError says so."""
+    width = model.inputs[0].shape[1]
+    n = len(tokens) if width is None else min(len(tokens), width)
+    row = tokens[:n] + ([0] * (width - n) if width else [])
+    own = np.asarray(model.predict_on_batch(np.array([row], dtype="int32")))[0, :n]
+    mine = np.stack(stepped[:n])
+    scale = max(1.0, float(np.nanmax(np.abs(own))))
+    if not np.allclose(mine, own, atol=CHECK_TOLERANCE * scale, rtol=0, equal_nan=True):
+        raise ValueError(
+            "generate() stepped this model token by token and got other outputs than the model "
+            "itself (largest difference %.3g): a layer mixes timesteps (e.g. a non-causal "
+            "convolution), so it cannot be run one token at a time" % float(np.nanmax(np.abs(mine - own)))
+        )
+
+
 def _generate_per_timestep(model, seed, steps, temperature, vocabulary, rng, probabilities) -> Generation:
     stepper = _Stepper(model)
     tokens = list(seed)
     records: list[dict] = []
+    stepped: list[np.ndarray] = []
     scores = None
     for token in seed:
         scores, seen = stepper.step(token)
         records.append(seen)
+        stepped.append(scores)
     for _ in range(steps):
         token = next_token(scores, temperature, probabilities, rng)
         tokens.append(token)
         scores, seen = stepper.step(token)
         records.append(seen)
+        stepped.append(scores)
+    _check_against_model(model, tokens, stepped)
     activations = {
         layer: {state: np.stack([r[layer][state] for r in records]).astype(np.float32) for state in records[0][layer]}
         for layer in records[0]

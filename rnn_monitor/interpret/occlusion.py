@@ -7,7 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnn_monitor.interpret.scoring import DEFAULT_MAX_COPIES, check_classifier, pick, predict, resolve_target
+from rnn_monitor.interpret.scoring import (
+    DEFAULT_MAX_COPIES, check_classifier, pick, predict, predict_rows, resolve_target,
+)
 
 
 def occlusion(
@@ -19,7 +21,7 @@ def occlusion(
     `s` is the model's output (as the model returns it) for `target`: the single output unit, or
     for a multi-class output the class predicted on the full input. With a `mask_zero`
     embedding, ``fill=0`` removes the token. All B*T occluded copies are predicted in chunks of
-    at most `max_copies` rows. Works for token ids [B, T] and continuous rows [B, T, D] (a
+    at most `max_copies` rows, built chunk by chunk. Works for token ids [B, T] and continuous rows [B, T, D] (a
     whole row is set to `fill`).
     """
     x = np.asarray(x)
@@ -32,9 +34,11 @@ def occlusion(
     check_classifier(full, "occlusion")
     tgt = resolve_target(full, target)
     base = pick(full, tgt)
-    copies = np.repeat(x[:, None], t, axis=1)  # [B, T(copy), T, ...]
-    for step in range(t):
-        copies[:, step, step : step + window] = fill
-    scores = predict(model, copies.reshape((b * t,) + x.shape[1:]), max_copies)
+    def occluded_copy(i: int) -> np.ndarray:  # copy i = sequence i // T with step i % T occluded
+        row = x[i // t].copy()
+        row[i % t : i % t + window] = fill
+        return row
+
+    scores = predict_rows(model, occluded_copy, b * t, max_copies)
     occluded = pick(scores, np.repeat(tgt, t)).reshape(b, t)
     return (base[:, None] - occluded).astype(np.float32)

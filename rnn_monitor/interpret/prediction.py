@@ -7,7 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnn_monitor.interpret.scoring import DEFAULT_MAX_COPIES, check_classifier, pick, predict, resolve_target
+from rnn_monitor.interpret.scoring import (
+    DEFAULT_MAX_COPIES, check_classifier, pick, predict, predict_rows, resolve_target,
+)
 
 
 def _takes_any_length(model: Any, index: int = 0) -> bool:
@@ -49,14 +51,19 @@ def prediction_as_read(
     full = predict(model, x, max_copies)
     check_classifier(full, "prediction_as_read")
     tgt = resolve_target(full, target)
-    any_length = _takes_any_length(model)
-    prefixes = _prefixes(x, fill, any_length)
-    if any_length:
-        cols = [pick(predict(model, p, max_copies), tgt) for p in prefixes]
-    else:
-        scores = predict(model, np.concatenate(prefixes, axis=0), max_copies)
-        cols = np.split(pick(scores, np.tile(tgt, len(prefixes))), len(prefixes))
-    return np.stack(cols, axis=1).astype(np.float32)
+    b, t = x.shape[:2]
+    if _takes_any_length(model):
+        cols = [pick(predict(model, x[:, : n + 1], max_copies), tgt) for n in range(t)]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def prefix_row(i: int) -> np.ndarray:  # row i = sequence i // T, prefix of i % T + 1 steps
+        n = i % t + 1
+        row = np.full_like(x[0], fill)
+        row[t - n :] = x[i // t, :n]
+        return row
+
+    scores = predict_rows(model, prefix_row, b * t, max_copies)
+    return pick(scores, np.repeat(tgt, t)).reshape(b, t).astype(np.float32)
 
 
 def _grid(model: Any, xs: list, target: Optional[int], fill: Any, max_copies: int) -> np.ndarray:

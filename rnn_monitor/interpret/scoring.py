@@ -12,14 +12,25 @@ DEFAULT_MAX_COPIES = 1024  # input copies per model call: bounds the memory of o
 
 def predict(model: Any, x: Any, max_copies: int = DEFAULT_MAX_COPIES) -> np.ndarray:
     """The model's output on `x` (one array, or a list of arrays for several inputs), in chunks of
-    at most `max_copies` rows, run eagerly (no tracing for each new length)."""
+    at most `max_copies` rows, through Keras's compiled predict step (which relaxes to any
+    length after a few shapes, so prefixes of every length do not each cost a trace)."""
     arrays = x if isinstance(x, list) else [x]
     n = len(arrays[0])
     out = []
     for lo in range(0, n, max(1, int(max_copies))):
         part = [a[lo : lo + max_copies] for a in arrays]
-        out.append(np.asarray(model(part if isinstance(x, list) else part[0], training=False)))
+        out.append(np.asarray(model.predict_on_batch(part if isinstance(x, list) else part[0])))
     return np.concatenate(out, axis=0)
+
+
+def predict_rows(model: Any, make_row: Any, n: int, max_copies: int = DEFAULT_MAX_COPIES) -> np.ndarray:
+    """The model's output on ``make_row(i)`` for i < n, built and predicted `max_copies` at a time
+    (the copies never all exist at once)."""
+    out = []
+    step = max(1, int(max_copies))
+    for lo in range(0, n, step):
+        out.append(predict(model, np.stack([make_row(i) for i in range(lo, min(n, lo + step))]), step))
+    return np.concatenate(out, axis=0) if out else np.zeros((0,))
 
 
 def check_classifier(output: np.ndarray, method: str) -> None:

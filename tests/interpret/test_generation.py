@@ -71,3 +71,31 @@ def test_bidirectional_is_refused_clearly():
     ])
     with pytest.raises(ValueError, match="Bidirectional"):
         generate(model, [1], steps=2)
+
+
+def test_padding_token_in_the_seed_is_skipped_as_keras_does():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4, mask_zero=True),
+        keras.layers.GRU(5, return_sequences=True, name="gru"), keras.layers.Dense(V),
+    ])
+    seed = [2, 0, 0, 3, 1]
+    gen = generate(model, seed, steps=8)
+    tokens = list(seed)
+    for _ in range(8):
+        tokens.append(int(np.argmax(model.predict(np.array([tokens]), verbose=0)[0, -1])))
+    assert gen.tokens == tokens
+    h = gen.activations["gru"]["h"]
+    np.testing.assert_allclose(h[1], h[0]) and np.testing.assert_allclose(h[2], h[0])  # carried over
+    assert np.isnan(gen.activations["gru"]["z"][1]).all()
+
+
+def test_a_layer_that_mixes_timesteps_is_refused():
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4),
+        keras.layers.Conv1D(4, 3, padding="same"),  # sees the next token: not steppable
+        keras.layers.LSTM(5, return_sequences=True), keras.layers.Dense(V),
+    ])
+    with pytest.raises(ValueError, match="mixes timesteps"):
+        generate(model, [1, 2, 3], steps=4)
