@@ -64,6 +64,20 @@ class RNNMonitor(keras.callbacks.Callback):
     # the model's structure and never touches training state, so Keras may keep dispatching
     # batch ends asynchronously (it waits for them before `on_epoch_end`).
     async_safe = True
+    # tf.keras 2 (tf-keras) asks every callback of its CallbackList these three (private) hooks:
+    # which batch hooks to call, and whether logs may stay tensors. The monitor reads no logs, so
+    # tf.keras 2 need not copy them to numpy every batch; its batch hook only matters until the
+    # monitor has started. Keras 3 never reads them.
+    _supports_tf_logs = True
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return not self._started
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""The probe under tf.distribute: MirroredStrategy on two logical CPUs; only the chief writes.
+"""The probe under tf.distribute: MirroredStrategy on two logical CPUs (Keras 3), and
+MultiWorkerMirroredStrategy with two worker processes on loopback (tf.keras 2); only the chief writes.
 
 Each case runs in a subprocess: logical devices must be configured before any TensorFlow op,
 and TF_CONFIG must not leak into other tests.
@@ -6,9 +7,13 @@ and TF_CONFIG must not leak into other tests.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -71,3 +76,93 @@ def test_non_chief_worker_writes_nothing(tmp_path):
     log_dir, out = _run(tmp_path, "worker", config)
     assert "OK" in out
     assert not os.path.exists(os.path.join(log_dir, "rnn_monitor")) or not os.listdir(os.path.join(log_dir, "rnn_monitor"))
+
+
+# Two worker processes on loopback, tf.keras 2 `fit` under MultiWorkerMirroredStrategy (Keras 3's
+# `fit` does not run under it). Both must finish with the same weights, only the chief (worker 0)
+# writes, and its probe's loss gradient equals a plain tape's at the final weights (no division
+# by the number of replicas).
+WORKER = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import numpy as np, tensorflow as tf
+    from rnn_monitor import RNNMonitor, load_run
+
+    log_dir = sys.argv[1]
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 10, 3)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    with strategy.scope():
+        model = tf.keras.Sequential(
+            [tf.keras.Input((10, 3)), tf.keras.layers.LSTM(6, name="lstm"), tf.keras.layers.Dense(1)]
+        )
+        model.compile(tf.keras.optimizers.SGD(0.05), "mse")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    monitor = RNNMonitor(log_dir, probe_data=(x[:4], y[:4]), raise_errors=True, alerts=False)
+    model.fit(data, epochs=2, verbose=0, callbacks=[monitor])
+    kernel = model.get_layer("lstm").cell.kernel.numpy()
+    if monitor._chief:
+        run = load_run(log_dir)
+        G = run.timestep_gradients("lstm")
+        assert G.shape == (2, 10, 6) and np.isfinite(G).all() and (G > 0).all(), G
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(y[:4] - model(x[:4])))
+        grads = tape.gradient(loss, model.get_layer("lstm").cell.trainable_weights)
+        expected = np.sqrt(sum(float(np.sum(np.square(g.numpy()))) for g in grads))
+        _, norm = run.scalar("lstm", "grad_norm")
+        assert abs(norm[-1] - expected) <= 1e-5 * expected, (norm, expected)
+    print("DONE", os.getpid(), monitor._chief, repr(float(np.sum(np.abs(kernel)))), flush=True)
+    """
+)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.slow
+def test_multi_worker_tf_keras_two_workers_only_chief_writes(tmp_path):
+    pytest.importorskip("tf_keras")
+    log_dir = str(tmp_path / "logs")  # shared by both workers: the chief alone may write there
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, log_dir],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+        )
+    deadline = time.monotonic() + 120  # a lost worker blocks the other's collectives: never hang
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outputs.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for code, out, err in outputs:
+        assert code == 0, out + err[-4000:]
+    done = [line.split() for _, out, _ in outputs for line in out.splitlines() if line.startswith("DONE")]
+    assert [d[2] for d in done] == ["True", "False"], done
+    assert done[0][3] == done[1][3], done  # synchronous training: the same weights on both workers
+    chief_pid = done[0][1]
+    files = os.listdir(os.path.join(log_dir, "rnn_monitor"))
+    events = [f for f in files if f.startswith("events.out.tfevents.")]
+    assert events and all(f.split(".")[-2] == chief_pid for f in events), (files, chief_pid)

@@ -14,8 +14,9 @@ import dataclasses
 import logging
 from typing import Any, Optional
 
-import keras
 import numpy as np
+
+from rnn_monitor.model.backend import is_a
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -97,11 +98,11 @@ def _activation_name(fn: Any) -> Optional[str]:
 
 
 def _cell_kind(cell: Any) -> str:
-    if isinstance(cell, keras.layers.LSTMCell):
+    if is_a(cell, "LSTMCell"):
         return "lstm"
-    if isinstance(cell, keras.layers.GRUCell):
+    if is_a(cell, "GRUCell"):
         return "gru"
-    if isinstance(cell, keras.layers.SimpleRNNCell):
+    if is_a(cell, "SimpleRNNCell"):
         return "simple"
     return "custom"
 
@@ -151,16 +152,16 @@ def describe_layer(layer: Any, name: str, direction: str = "forward", container:
 
 def _walk(layer: Any, path: tuple[str, ...], found: list, seen: list) -> None:
     seen.append(type(layer).__name__)
-    if isinstance(layer, keras.layers.Bidirectional):
+    if is_a(layer, "Bidirectional"):
         base = "/".join(path + (layer.name,))
         found.append((path, describe_layer(layer.forward_layer, f"{base}/forward", "forward", layer)))
         found.append((path, describe_layer(layer.backward_layer, f"{base}/backward", "backward", layer)))
         return
-    if isinstance(layer, keras.layers.RNN):
+    if is_a(layer, "RNN"):
         found.append((path, describe_layer(layer, "/".join(path + (layer.name,)))))
         return
     sublayers = getattr(layer, "layers", None)
-    if isinstance(layer, keras.Model) or (sublayers and isinstance(sublayers, list)):
+    if is_a(layer, "Model") or (sublayers and isinstance(sublayers, list)):
         for sub in sublayers or []:
             _walk(sub, path + (layer.name,), found, seen)
 

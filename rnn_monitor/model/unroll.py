@@ -54,6 +54,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from rnn_monitor.model import backend
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.gates import gru_gates
 
@@ -124,7 +125,7 @@ def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettin
     layer = info.layer
     cell = layer.cell
     kind = info.kind
-    call_kwargs = {"training": False} if getattr(cell, "_call_has_training_arg", False) else {}
+    call_kwargs = backend.cell_call_kwargs(cell)
     act = getattr(cell, "activation", None)
     trace.h_bounded = act is not None and is_bounded(act)
     trace.tanh_output = act is not None and activation_name(act) == "tanh"
@@ -435,14 +436,18 @@ def _gates_gru_seq(cell, x, h_prev):
 def patched(traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSettings):
     """Give each monitored layer the step-by-step inner loop; restore the real one afterwards."""
     saved = []
+    routes = contextlib.ExitStack()  # tf.keras 2 layers: their backend.rnn call goes to the loop
     try:
         for trace in traces:
             layer = trace.info.layer
             had_own = "inner_loop" in layer.__dict__
             saved.append((layer, had_own, layer.__dict__.get("inner_loop")))
-            object.__setattr__(layer, "inner_loop", _make_inner_loop(trace, tape, settings))
+            loop = _make_inner_loop(trace, tape, settings)
+            object.__setattr__(layer, "inner_loop", loop)
+            routes.enter_context(backend.legacy_rnn_route(layer, loop))
         yield
     finally:
+        routes.close()
         for layer, had_own, previous in reversed(saved):
             if had_own:
                 object.__setattr__(layer, "inner_loop", previous)
@@ -515,6 +520,8 @@ class Unroller:
 
     def _loss(self, x, y, y_pred, sample_weight):
         model = self.model
+        if backend.engine_of(model) == backend.TF_KERAS:
+            return backend.legacy_loss(model, x, y, y_pred, sample_weight)
         if hasattr(model, "_compute_loss"):
             return model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
@@ -542,10 +549,15 @@ class Unroller:
         if self.gradients:
             sources = [t.eps for t in traces] + [t.delta for t in traces]
             weights = [list(t.info.weights.values()) for t in traces]
-            flat_w = [w for ws in weights for w in ws]
+            # A tf.distribute variable of tf.keras 2 is differentiated through its per-device
+            # parts (its own handle does not exist outside replica context).
+            parts = [backend.variable_parts(w) for ws in weights for w in ws]
             grads = tape.gradient(
-                loss, sources + flat_w, unconnected_gradients=tf.UnconnectedGradients.ZERO
+                loss,
+                sources + [p for ps in parts for p in ps],
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
+            grads = grads[: len(sources)] + backend.sum_parts(grads[len(sources) :], parts)
         n = len(traces)
         offset = 2 * n
         for i, trace in enumerate(traces):

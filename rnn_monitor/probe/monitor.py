@@ -39,6 +39,7 @@ from typing import Any, Optional, Sequence
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.model.backend import has_compiled_loss
 from rnn_monitor.probe.data import expected_shapes, first_array, slice_time, unpack_probe_data, validate_x
 from rnn_monitor.probe.layer_stats import layer_stats, state_names
 from rnn_monitor.probe.units import describe_units, probe_inputs, queue_unit_writes
@@ -139,9 +140,7 @@ class ProbeMonitor:
             length = self.max_timesteps
         self.timesteps = length
         self.x, self.y, self.sample_weight = x, y, sw
-        has_loss = getattr(self.model, "_compile_loss", None) is not None or bool(
-            getattr(self.model, "losses", None)
-        )
+        has_loss = has_compiled_loss(self.model)
         if y is None:
             self._say_once(
                 "nolabels",
