@@ -27,3 +27,15 @@ def is_chief() -> bool:
     if task_type == "worker" and "chief" not in cluster:
         return index == 0
     return False
+
+
+def cluster_size() -> int:
+    """Number of worker processes in TF_CONFIG's cluster (chief and workers); 1 without one."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 1
+    try:
+        cluster = json.loads(raw).get("cluster") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return 1
+    return max(1, sum(len(cluster.get(kind) or []) for kind in ("chief", "worker")))

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from rnn_monitor.config import GenerateConfig
+from rnn_monitor.distribute import cluster_size
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.probe.data import first_array, unpack_probe_data
@@ -109,6 +110,12 @@ class InterpretMonitor:
         self.seed_ids: Optional[list[int]] = None
         self.last_generation: Any = None
         classifier, self.decision = output_kind(model)
+        if cluster_size() > 1 and (importance or generate is not None):
+            # Model calls on the chief alone would interleave with the workers' collective ops.
+            logger.warning("rnn_monitor: token importance and text generation are off in a "
+                           "multi-worker cluster; the probe, weights and alerts still run")
+            importance, generate = False, None
+            self.generate_config = None
         if probe_data is not None and importance and (importance is True or classifier):
             x = unpack_probe_data(probe_data)[0]
             rows = first_array(x)

@@ -3,6 +3,7 @@ many input copies predicted in bounded chunks."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Optional
 
 import numpy as np
@@ -10,16 +11,32 @@ import numpy as np
 DEFAULT_MAX_COPIES = 1024  # input copies per model call: bounds the memory of one call
 
 
+_FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _forward(model: Any) -> Any:
+    """The model's inference call as one `tf.function` per model, relaxed to any batch and length
+    (`reduce_retracing`), so prefixes of every length do not each cost a trace. Called directly,
+    outside any `tf.distribute` replica context, like the probe."""
+    fn = _FORWARD.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        fn = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        _FORWARD[model] = fn
+    return fn
+
+
 def predict(model: Any, x: Any, max_copies: int = DEFAULT_MAX_COPIES) -> np.ndarray:
     """The model's output on `x` (one array, or a list of arrays for several inputs), in chunks of
-    at most `max_copies` rows, through Keras's compiled predict step (which relaxes to any
-    length after a few shapes, so prefixes of every length do not each cost a trace)."""
+    at most `max_copies` rows."""
     arrays = x if isinstance(x, list) else [x]
     n = len(arrays[0])
     out = []
+    forward = _forward(model)
     for lo in range(0, n, max(1, int(max_copies))):
         part = [a[lo : lo + max_copies] for a in arrays]
-        out.append(np.asarray(model.predict_on_batch(part if isinstance(x, list) else part[0])))
+        out.append(np.asarray(forward(part if isinstance(x, list) else part[0])))
     return np.concatenate(out, axis=0)
 
 
