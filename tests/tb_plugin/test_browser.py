@@ -428,6 +428,48 @@ def test_text_colour_contrast_and_underscores_visible(dashboard, shots):
     assert best >= 3.0, (best, target)
 
 
+def test_regex_anchors_match_at_line_starts(dashboard, tensorboard):
+    """The page's regex mask is stats.relevance's: ``^`` and ``$`` match at line breaks
+    inside a sequence. The count the page reports equals one computed here with Python's
+    ``re.MULTILINE`` over the tokens the plugin serves."""
+    import re
+
+    frame = dashboard["frame"]
+    _select_tab(frame, "text")
+    frame.wait_for_selector("#text-sample pre.seq span", timeout=30000)
+    runs = _get_json(tensorboard.url + "/data/plugin/rnn_monitor/runs")["runs"]
+    run = frame.evaluate("() => document.querySelector('#run-select').value")
+    layer = next(r for r in runs if r["run"] == run)["layers"][0]["name"]
+    q = urllib.parse.urlencode({"run": run, "layer": layer})
+    tokens = _get_json(f"{tensorboard.url}/data/plugin/rnn_monitor/activations?{q}")["tokens"]
+    for pattern in (r"^ +", r"\w$", r"\b"):
+        expected = 0
+        for row in tokens:
+            text = "".join(row)
+            owner = [i for i, tok in enumerate(row) for _ in tok]
+            hit = set()
+            for m in re.finditer(pattern, text, re.MULTILINE):
+                positions = range(m.start(), max(m.end(), m.start() + 1))
+                hit.update(owner[j] for j in positions if j < len(owner))
+            expected += len(hit)
+        frame.fill("#regex", pattern)
+        frame.press("#regex", "Enter")
+        frame.wait_for_function(
+            "(p) => document.querySelector('#regex').value === p && /match|every|no character/.test(document.querySelector('#rank-info').textContent)",
+            arg=pattern,
+        )
+        info = frame.inner_text("#rank-info")
+        shown = re.match(r"(\d+) of (\d+) characters match", info)
+        if expected == 0 or shown is None:
+            assert expected == 0 and "matches no" in info, (pattern, expected, info)
+        else:
+            assert int(shown.group(1)) == expected, (pattern, expected, info)
+        if pattern == r"^ +" and any("\n " in "".join(row) for row in tokens):
+            # Indented lines inside a sequence count, not only a sequence's first characters.
+            first = sum(len(m.group(0)) for row in tokens for m in [re.match(r" +", "".join(row))] if m)
+            assert expected > first, (expected, first)
+
+
 def test_health_view_small_multiples_and_alerts(dashboard, shots):
     frame = dashboard["frame"]
     _select_tab(frame, "health")

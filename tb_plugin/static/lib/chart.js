@@ -1,6 +1,6 @@
 // Canvas set-up, tick choice and the line chart (temporal flow, health small multiples).
 
-import { fmt, powerLabel } from "./format.js";
+import { powerLabel } from "./format.js";
 
 export const FONT = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const TITLE_FONT = "600 12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
@@ -48,8 +48,9 @@ export function linearTicks(lo, hi, count = 4) {
   return out;
 }
 
-// Ticks of a log axis over [10^a, 10^b]: powers of ten, or, within less than a decade, evenly
-// stepped values (0.08, 0.1, 0.12, ...) placed on the log axis.
+// Ticks of a log axis over [10^a, 10^b]: powers of ten when at least two fall inside; else the
+// 1-2-5 values (0.05, 0.1, 0.2, 0.5); within a narrow range, evenly stepped values (0.08, 0.1,
+// 0.12) placed on the log axis; at worst the two ends.
 export function logTicks(a, b, count = 5) {
   let out = [];
   for (let p = Math.ceil(a - 1e-9); p <= Math.floor(b + 1e-9); p++) out.push(Math.pow(10, p));
@@ -58,14 +59,26 @@ export function logTicks(a, b, count = 5) {
     out = out.filter((v) => Math.round(Math.log10(v)) % st === 0);
   }
   if (out.length >= 2) return out;
+  out = [];
+  for (let p = Math.floor(a) - 1; p <= Math.ceil(b); p++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * Math.pow(10, p)).toPrecision(6));
+      if (Math.log10(v) >= a - 1e-9 && Math.log10(v) <= b + 1e-9) out.push(v);
+    }
+  }
+  if (out.length >= 2) return out;
   out = linearTicks(Math.pow(10, a), Math.pow(10, b), count - 1).filter((v) => v > 0);
   return out.length >= 2 ? out : [Math.pow(10, a), Math.pow(10, b)];
 }
 
-function tickLabel(v, logY) {
-  if (!logY) return fmt(v, 3);
-  const p = Math.log10(v);
-  return Math.abs(p - Math.round(p)) < 1e-9 ? powerLabel(Math.round(p)) : fmt(v, 3);
+// Label of a tick value: "0.05", "0.12", "1e-4", "2e-5", "100".
+export function tickLabel(v, logY = false) {
+  const p = Math.log10(Math.abs(v));
+  if (logY && Math.abs(p - Math.round(p)) < 1e-9) return powerLabel(Math.round(p));
+  const r = Number(v.toPrecision(3));
+  const a = Math.abs(r);
+  if (r !== 0 && (a >= 1e4 || a < 1e-3)) return r.toExponential().replace("e+", "e");
+  return String(r);
 }
 
 // Line chart: several series over a shared x axis, optional log y, dashed horizontal lines

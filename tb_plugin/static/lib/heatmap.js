@@ -2,8 +2,7 @@
 // bar; hover read-out.
 
 import { VIRIDIS, ramp, rgb } from "./colour.js";
-import { niceTicks, setupCanvas } from "./chart.js";
-import { powerLabel } from "./format.js";
+import { logTicks, niceTicks, setupCanvas, tickLabel } from "./chart.js";
 
 // opts: rows, cols, value(r, c), scale (colour.logScale), width, height, xLabel, yLabel,
 // xTick(c), yTick(r), barLabel, and optionally xTicks (the columns to label; default: nice steps).
@@ -77,17 +76,10 @@ export function drawHeatmap(canvas, opts) {
   ctx.textBaseline = "middle";
   const a = Math.log10(scale.lo);
   const b = Math.log10(scale.hi);
-  let ticks = [];
-  for (let p = Math.ceil(a); p <= Math.floor(b); p++) ticks.push(p);
-  if (ticks.length > 6) {
-    const step = Math.ceil(ticks.length / 6);
-    ticks = ticks.filter((p) => p % step === 0);
-  }
-  if (ticks.length < 2) ticks = [a, b];
-  for (const p of ticks) {
-    const y = m.top + (1 - (p - a) / (b - a || 1)) * (ph - 1);
+  for (const v of logTicks(a, b, 6)) {
+    const y = m.top + (1 - (Math.log10(v) - a) / (b - a || 1)) * (ph - 1);
     ctx.fillRect(bx + bw, y, 3, 1);
-    ctx.fillText(powerLabel(p), bx + bw + 5, y);
+    ctx.fillText(tickLabel(v, true), bx + bw + 5, y);
   }
   ctx.save();
   ctx.translate(width - 6, m.top + ph / 2);

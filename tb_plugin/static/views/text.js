@@ -19,9 +19,11 @@ export function tokenDisplay(tok) {
   return tok;
 }
 
+// Token mask of positions overlapping a regex match, tokens joined per sequence: the definition
+// of rnn_monitor/stats/relevance.py (feature_mask), so ^ and $ match at line breaks and an
+// empty match marks the character it stands before.
 export function regexMask(tokens, pattern) {
-  // Token mask of positions overlapping a regex match, tokens joined per sequence.
-  const re = new RegExp(pattern, "gu");
+  const re = new RegExp(pattern, "gmu");
   return tokens.map((row) => {
     const text = row.join("");
     const owner = new Int32Array(text.length);
@@ -35,6 +37,7 @@ export function regexMask(tokens, pattern) {
     let guard = 0;
     while ((m = re.exec(text)) !== null && guard++ < 1e6) {
       if (m[0].length === 0) {
+        if (m.index < text.length) mask[owner[m.index]] = 1;
         re.lastIndex++;
         continue;
       }
