@@ -52,6 +52,30 @@ def report_units(log_dir: str, top: int = 3) -> list[str]:
     return lines
 
 
+def report_periodic_and_generated(log_dir: str, top: int = 3) -> list[str]:
+    """Lines naming each layer's most periodic units and the text generated at the last epoch."""
+    from rnn_monitor import load_run
+    from rnn_monitor.stats.periodicity import periodic_units
+
+    run = load_run(log_dir)
+    lines = []
+    for layer in run.layers:
+        try:
+            spectrum = run.periodicity(layer)
+        except KeyError:
+            continue
+        found = periodic_units(spectrum)[:top]
+        shown = ", ".join(f"#{u} (period {1 / f:.1f} steps, {s:.0%} of its power)" for u, f, s in found if f > 0)
+        lines.append(f"  {layer:8s} periodic units: {shown or 'none above the threshold'}")
+    try:
+        gen = run.generated()
+        text = gen["text"].replace("\n", "\u21b5")
+        lines.append(f"  generated at epoch {gen['epoch']}: {text[:120]!r}")
+    except KeyError:
+        pass
+    return lines
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: Linux sends it SIGTERM when the demo dies, however it dies."""
     try:
@@ -129,6 +153,8 @@ def main(argv=None) -> int:
 
     print("\n== units that respond to features of the text (mean activation inside minus outside) ==")
     print("\n".join(report_units(run_dir)))
+    print("\n== periodic units (Fourier) and generated text ==")
+    print("\n".join(report_periodic_and_generated(run_dir)))
 
     if args.no_serve:
         print(f"\nLogs in {run_dir}. To look at them: tensorboard --logdir {args.logdir}")

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from rnn_monitor.logdir import metadata
+from rnn_monitor.stats.periodicity import MIN_CYCLES, PERIODIC_STRENGTH
 from tb_plugin.data_source import LayerIndex, RunIndex, SAMPLES_FLAG, Source
 from tb_plugin.params import BadRequest, NotFound
 
@@ -397,7 +398,6 @@ def prefetch_targets(src: Source, run_name: Optional[str] = None,
 
 # ----------------------------------------------------------------- text sources, units view
 TEXT_SOURCES = ("probe", "generated", "importance")
-PERIODIC_STRENGTH = 0.2  # as rnn_monitor.stats.periodicity.PERIODIC_STRENGTH
 TOP_TOKENS = 12  # average input of token models: the tokens shown per unit
 MAX_REGEX_LEN = 200
 
@@ -505,17 +505,18 @@ def units_response(src: Source, run_name: str, layer_name: str, epoch: Optional[
     total = p["power"].sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, p["power"] / np.where(total > 0, total, 1.0), np.nan)
+    min_freq = MIN_CYCLES * float(p["freqs"][0]) if p["freqs"].size else 0.0  # lowest bin ~ 1 / length
     periodic = [
         {"unit": u, "freq": float(p["peak"][u]), "period": float(1.0 / p["peak"][u]) if p["peak"][u] > 0 else None,
          "strength": float(strength[u])}
-        for u in order if np.isfinite(strength[u]) and strength[u] > PERIODIC_STRENGTH
+        for u in order if np.isfinite(strength[u]) and strength[u] > PERIODIC_STRENGTH and p["peak"][u] >= min_freq - 1e-9
     ]
     return {
         "run": run_name, "layer": layer_name, "epoch": chosen, "epochs": steps,
         "units": int(share.shape[0]), "freqs": json_floats(p["freqs"]), "order": order,
         "share": _f16(share[order]), "encoding": "float16-le-base64", "shape": [int(d) for d in share.shape],
         "strength": json_floats(strength), "peak_freq": json_floats(p["peak"]), "periodic": periodic,
-        "threshold": PERIODIC_STRENGTH, "sampling": src.sampling(run, steps, list(run.layers)),
+        "threshold": PERIODIC_STRENGTH, "min_cycles": MIN_CYCLES, "sampling": src.sampling(run, steps, list(run.layers)),
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 PERIODIC_STRENGTH = 0.2  # a unit is listed as periodic when its peak holds more of the power
 MIN_STEPS = 4  # fewer valid steps than this: no spectrum (all NaN)
+MIN_CYCLES = 2  # a periodic unit repeats at least this often within the spectrum's length
 
 
 def common_length(activations: np.ndarray) -> tuple[int, np.ndarray]:
@@ -57,11 +58,16 @@ def periodicity(activations: np.ndarray) -> dict:
     return {"freqs": freqs, "power": power, "peak_freq": peak_freq, "strength": strength, "length": int(length)}
 
 
-def periodic_units(result: dict, min_strength: float = PERIODIC_STRENGTH) -> list[tuple[int, float, float]]:
+def periodic_units(result: dict, min_strength: float = PERIODIC_STRENGTH,
+                   min_cycles: float = MIN_CYCLES) -> list[tuple[int, float, float]]:
     """``[(unit, peak_freq, strength)]`` of the units whose peak holds more than `min_strength`
-    of their power, strongest first."""
+    of their power and repeats at least `min_cycles` times in the spectrum's length (a slow
+    drift over the window is not a period), strongest first."""
     strength = np.asarray(result["strength"], dtype=np.float64)
     peak = np.asarray(result["peak_freq"], dtype=np.float64)
-    keep = np.nonzero(np.isfinite(strength) & (strength > min_strength))[0]
+    freqs = np.asarray(result.get("freqs", []), dtype=np.float64)
+    length = result.get("length") or (1.0 / freqs[0] if freqs.size and freqs[0] > 0 else 0)
+    min_freq = min_cycles / length if length else 0.0
+    keep = np.nonzero(np.isfinite(strength) & (strength > min_strength) & (peak >= min_freq - 1e-12))[0]
     keep = keep[np.argsort(-strength[keep], kind="stable")]
     return [(int(u), float(peak[u]), float(strength[u])) for u in keep]

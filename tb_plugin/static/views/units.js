@@ -31,7 +31,7 @@ export async function renderUnits(view, layer, stale, state) {
   const banner = el("div", { class: "banner" });
   const surfaceCard = section(
     "Periodic units: the Fourier heat surface",
-    "Each row is a unit (most periodic first), each column a frequency in cycles per step; colour is the unit's share of its power at that frequency (log scale). Units whose peak holds more than the threshold of their power are listed as periodic. Click a row or a unit to open its card.",
+    "Each row is a unit (most periodic first), each column a frequency in cycles per step; colour is the unit's share of its power at that frequency (log scale). Units whose peak holds more than the threshold of their power and repeats at least twice in the probe window are listed as periodic. Click a row or a unit to open its card.",
   );
   const cardCard = section("Unit", null);
   view.append(banner, surfaceCard, cardCard);
