@@ -215,8 +215,10 @@ def _generate_windowed(model, seed, steps, temperature, vocabulary, rng, probabi
             ctx = [0] * (width - len(ctx)) + ctx
         return np.array([ctx], dtype="int32")
 
+    from rnn_monitor.interpret.scoring import predict
+
     for _ in range(steps):
-        scores = np.asarray(model(window(len(tokens) - 1), training=False))[0]
+        scores = predict(model, window(len(tokens) - 1))[0]  # one compiled call per token
         tokens.append(next_token(scores, temperature, probabilities, rng))
     infos = [i for i in find_rnn_layers(model) if i.direction == "forward"]
     outputs = [i.layer.output for i in infos]

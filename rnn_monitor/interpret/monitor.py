@@ -43,10 +43,11 @@ def encode_seed(seed: Any, vocabulary: Optional[Sequence[str]]) -> list[int]:
     return ids
 
 
-def output_kind(model: Any) -> tuple[bool, Optional[float]]:
+def output_kind(model: Any, vocabulary: Optional[Sequence[str]] = None) -> tuple[bool, Optional[float]]:
     """``(classifier, decision point)``: a classifier's output is one vector per sequence
-    ([batch, classes], not per timestep). The decision point is where the prediction-as-read
-    scale is white: 0.5 for a sigmoid unit, 1/K for softmax, 0 for logits."""
+    ([batch, classes], not per timestep), and not one score per vocabulary token (that is a
+    windowed next-token model). The decision point is where the prediction-as-read scale is
+    white: 0.5 for a sigmoid unit, 1/K for softmax, 0 for logits."""
     try:
         shape = tuple(model.outputs[0].shape) if len(model.outputs) == 1 else None
     except Exception:
@@ -54,6 +55,8 @@ def output_kind(model: Any) -> tuple[bool, Optional[float]]:
     if shape is None or len(shape) != 2:
         return False, None
     classes = shape[-1] or 1
+    if vocabulary is not None and classes == len(vocabulary) and classes > 2:
+        return False, None
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)
     if activation == "sigmoid":
         return True, 0.5
@@ -109,7 +112,7 @@ class InterpretMonitor:
         self.decision: Optional[float] = None
         self.seed_ids: Optional[list[int]] = None
         self.last_generation: Any = None
-        classifier, self.decision = output_kind(model)
+        classifier, self.decision = output_kind(model, vocabulary)
         if cluster_size() > 1 and (importance or generate is not None):
             # Model calls on the chief alone would interleave with the workers' collective ops.
             logger.warning("rnn_monitor: token importance and text generation are off in a "
