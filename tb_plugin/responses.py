@@ -539,6 +539,10 @@ def unit_response(src: Source, run_name: str, layer_name: str, unit: int, epoch:
     labels = described.get("labels") if isinstance(described.get("labels"), list) else None
     tokens_input = described.get("input") == "tokens"
     avg_series = dict(src.series(run, layer.kinds[metadata.AVERAGE_INPUT])) if metadata.AVERAGE_INPUT in layer.kinds else {}
+    if metadata.AVERAGE_INPUT_IDS in layer.kinds:  # top-K per position: back to [U, W, D]
+        id_series = dict(src.series(run, layer.kinds[metadata.AVERAGE_INPUT_IDS]))
+        avg_series = {s: metadata.dense_average_input(v, id_series.get(s), described.get("vocab_size"))
+                      for s, v in avg_series.items() if s in id_series}
     avg = None
     if chosen in avg_series:
         a = np.asarray(avg_series[chosen], dtype=np.float32)[unit]  # [W, D]

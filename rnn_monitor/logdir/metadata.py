@@ -57,7 +57,11 @@ ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) fo
 # What each unit does (DESIGN.md "Interpretability"), per layer and logged epoch, from the h of
 # the first `unit_samples` probe sequences (input order; backward layers read in their own order,
 # see `rnn_monitor.probe.units`):
-AVERAGE_INPUT = "average_input"  # float16 [U, W, D]: activation-weighted mean input window
+AVERAGE_INPUT = "average_input"  # float16 [U, W, D]: activation-weighted mean input window, or
+# for token inputs with a vocabulary larger than AVERAGE_INPUT_TOP: float16 [U, W, K], each
+# window position's K most weighted tokens, their ids in AVERAGE_INPUT_IDS (see dense_average_input)
+AVERAGE_INPUT_IDS = "average_input_ids"  # uint16/int32 [U, W, K]: token ids of AVERAGE_INPUT's K
+AVERAGE_INPUT_TOP = 12
 PERIODICITY = "periodicity"  # float16 [U, F']: power spectrum, F' <= MAX_SPECTRUM_BINS bins
 PERIODICITY_FREQS = "periodicity_freqs"  # float32 [F']: bin centres, cycles per step
 PERIODICITY_PEAK = "periodicity_peak"  # float32 [2, U]: peak_freq, strength (full resolution)
@@ -71,7 +75,7 @@ IMPORTANCE_INFO = "importance_info"  # string scalar: JSON {target, score, decis
 MAX_SPECTRUM_BINS = 128
 
 LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS,
-               AVERAGE_INPUT, PERIODICITY, PERIODICITY_FREQS, PERIODICITY_PEAK, GENERATED_ACTIVATIONS)
+               AVERAGE_INPUT, AVERAGE_INPUT_IDS, PERIODICITY, PERIODICITY_FREQS, PERIODICITY_PEAK, GENERATED_ACTIVATIONS)
 RUN_KINDS = (MANIFEST, TOKENS, ALERTS, GENERATED_TOKENS, TOKEN_IMPORTANCE, PREDICTION_AS_READ,
              IMPORTANCE_INFO)
 
@@ -182,3 +186,19 @@ def activation_unit_ids(manifest: dict, layer_name: str, n_units: int) -> list[i
         if len(keep) == n_units:
             return keep
     return list(range(n_units))
+
+
+def dense_average_input(values: Any, ids: Any = None, depth: Optional[int] = None) -> Any:
+    """The average input as [U, W, D] from what the log holds: `values` itself when dense, else the
+    top-K `values` [U, W, K] scattered at `ids` into zeros of depth `depth` (the vocabulary size):
+    the K largest entries of each window position are exact, the others are left at 0."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float32)
+    if ids is None:
+        return values
+    ids = np.asarray(ids, dtype=np.int64)
+    depth = int(depth) if depth else int(ids.max()) + 1 if ids.size else 0
+    out = np.zeros(values.shape[:2] + (depth,), dtype=np.float32)
+    np.put_along_axis(out, ids, values, axis=2)
+    return out

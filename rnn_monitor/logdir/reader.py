@@ -174,9 +174,14 @@ class Run:
 
     def average_input(self, layer: str, epoch: Optional[int] = None) -> np.ndarray:
         """[units, window, D]: the input each unit likes to see (activation-weighted mean input
-        window; D = vocabulary size for token ids), at `epoch` (default: the last)."""
-        return self._at(metadata.AVERAGE_INPUT, layer, epoch,
-                        what=" (logged when probe_data are token ids or rows [B, T, D])")[1].astype(np.float32)
+        window; D = vocabulary size for token ids), at `epoch` (default: the last). For a
+        vocabulary larger than `metadata.AVERAGE_INPUT_TOP` only each position's 12 most weighted
+        tokens are logged (exact); the other entries are 0."""
+        epoch, values = self._at(metadata.AVERAGE_INPUT, layer, epoch,
+                                 what=" (logged when probe_data are token ids or rows [B, T, D])")
+        ids = self._series(metadata.AVERAGE_INPUT_IDS, layer).get(epoch)
+        described = (self.manifest.get("probe") or {}).get("average_input") or {}
+        return metadata.dense_average_input(values, ids, described.get("vocab_size"))
 
     def periodicity(self, layer: str, epoch: Optional[int] = None) -> dict:
         """``{freqs, power [units, F], peak_freq [units], strength [units]}`` of the units' h at

@@ -113,7 +113,19 @@ def queue_unit_writes(name: str, described: dict, continuous: bool, optional: li
         (metadata.PERIODICITY_FREQS, freqs, name, None),
         (metadata.PERIODICITY_PEAK, peak, name, None),
     ], f"{name} periodicity"))
-    optional.append((1.5, avg16.size * 2 + 300, (metadata.AVERAGE_INPUT, avg16, name, None), f"{name} average input"))
+    avg = described["average_input"]
+    if not continuous and avg.shape[2] > metadata.AVERAGE_INPUT_TOP:
+        # Token inputs: each window position's K most weighted tokens (exact), not all D.
+        k = metadata.AVERAGE_INPUT_TOP
+        ids = np.argsort(-avg, axis=2, kind="stable")[:, :, :k]
+        with np.errstate(over="ignore"):
+            avg16 = np.take_along_axis(avg, ids, axis=2).astype(np.float16)
+        ids = ids.astype(np.uint16 if avg.shape[2] <= 65535 else np.int32)
+        item = [(metadata.AVERAGE_INPUT, avg16, name, None), (metadata.AVERAGE_INPUT_IDS, ids, name, None)]
+        size = avg16.size * 2 + ids.nbytes + 600
+    else:
+        item, size = (metadata.AVERAGE_INPUT, avg16, name, None), avg16.size * 2 + 300
+    optional.append((1.5, size, item, f"{name} average input"))
     if with_images and power.size:
         rgb = fourier_image(power, peak[1])
         optional.append((1.3, rgb.size // 4 + 500, ("image", f"{name}/fourier", rgb,

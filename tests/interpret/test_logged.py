@@ -36,7 +36,7 @@ def test_char_model_units_and_generated_text(log_dir, capsys):
     model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
     run = load_run(log_dir)
     h = keras.Model(model.inputs, model.get_layer("lstm").output).predict(x[:12], verbose=0)
-    np.testing.assert_allclose(run.average_input("lstm"), average_input(x[:12], h, 4, len(VOCAB)), atol=2e-3)
+    np.testing.assert_allclose(run.average_input("lstm"), average_input(x[:12], h, 4, len(VOCAB)), atol=2e-3)  # D=8 <= 12: all logged
     spectrum, logged = periodicity(h), run.periodicity("lstm")
     np.testing.assert_allclose(logged["freqs"], spectrum["freqs"], rtol=1e-6)
     np.testing.assert_allclose(logged["power"], spectrum["power"], rtol=2e-3, atol=1e-6)
@@ -91,3 +91,22 @@ def test_bad_generate_settings_fail_before_training(log_dir):
     with pytest.raises(ValueError, match="'z' is not in the vocabulary"):
         model.fit(x, x, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(x, x), vocabulary=VOCAB,
                                                                     generate={"seed": "az"})])
+
+
+def test_large_vocabulary_logs_each_positions_top_tokens_exactly(log_dir):
+    vocab = [chr(ord("a") + i) for i in range(20)]  # more tokens than metadata.AVERAGE_INPUT_TOP
+    keras.utils.set_random_seed(6)
+    x = np.random.default_rng(6).integers(0, 20, size=(24, 16)).astype("int32")
+    y = np.roll(x, -1, axis=1)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(20, 4),
+                              keras.layers.GRU(5, return_sequences=True, name="gru"), keras.layers.Dense(20)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(x[:8], y[:8]), vocabulary=vocab,
+                                                               unit_samples=8, average_input_window=3)])
+    logged = load_run(log_dir).average_input("gru")
+    h = keras.Model(model.inputs, model.get_layer("gru").output).predict(x[:8], verbose=0)
+    expected = average_input(x[:8], h, 3, 20)
+    assert logged.shape == expected.shape == (5, 3, 20)
+    top = np.argsort(-expected, axis=2, kind="stable")[:, :, :12]
+    np.testing.assert_allclose(np.take_along_axis(logged, top, axis=2), np.take_along_axis(expected, top, axis=2), atol=2e-3)
+    assert ((logged > 0).sum(axis=2) <= 12).all()
