@@ -101,7 +101,9 @@ def average_input_grid(avg: np.ndarray, max_units: int = MAX_GRID_UNITS) -> np.n
 
 
 def queue_unit_writes(name: str, described: dict, continuous: bool, optional: list, with_images: bool) -> None:
-    """Add one layer's unit descriptions to the optional writes (after h, before c and gates)."""
+    """Add one layer's unit descriptions to the optional writes: the spectrum and the average
+    input after h and before c and the gates; their TensorBoard images (the dashboard draws the
+    same from the tensors) last, when the byte cap leaves room."""
     spectrum = described["periodicity"]
     freqs, power = bin_spectrum(spectrum["freqs"], spectrum["power"])
     peak = np.stack([np.asarray(spectrum["peak_freq"], np.float32), np.asarray(spectrum["strength"], np.float32)])
@@ -128,13 +130,13 @@ def queue_unit_writes(name: str, described: dict, continuous: bool, optional: li
     optional.append((1.5, size, item, f"{name} average input"))
     if with_images and power.size:
         rgb = fourier_image(power, peak[1])
-        optional.append((1.3, rgb.size // 4 + 500, ("image", f"{name}/fourier", rgb,
+        optional.append((3.5, rgb.size // 4 + 500, ("image", f"{name}/fourier", rgb,
                          "Fourier heat surface: units top to bottom (most periodic first), frequency "
                          "0 .. 0.5 cycles per step left to right; each unit's share of its power, log scale"),
                          f"{name} fourier image"))
         if continuous and described["average_input"].size:
             grid = average_input_grid(described["average_input"])
-            optional.append((1.6, grid.size // 4 + 500, ("image", f"{name}/average_input", grid,
+            optional.append((3.6, grid.size // 4 + 500, ("image", f"{name}/average_input", grid,
                              "the input each unit likes to see: activation-weighted mean of the input "
                              "window before each step (rows: window positions, oldest at top; columns: "
                              "input features); one tile per unit, most active first; red > 0 > blue"),
