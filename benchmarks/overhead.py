@@ -23,6 +23,7 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
     python benchmarks/overhead.py            # full: 200 steps per epoch, 5 timed rounds
     python benchmarks/overhead.py --quick    # 40 steps per epoch, 2 timed rounds
     python benchmarks/overhead.py --scale    # probe at T=1000, 3 x LSTM 512, batch 64
+    python benchmarks/overhead.py --interpret  # importance and generation, in training steps
 """
 
 from __future__ import annotations
@@ -244,6 +245,65 @@ def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
     return out
 
 
+def interpret_cost(rounds: int = 3, steps: int = 20) -> dict:
+    """The interpretability part's epoch-end cost, in seconds and in training steps of the same
+    model measured in the same process: token importance on a classifier head (the reference
+    model with a sigmoid output; off for the next-token reference model itself) and generation
+    of 200 characters from the reference model (windowed) and a per-timestep char model."""
+    import keras
+
+    from rnn_monitor.config import check_generate_config
+    from rnn_monitor.interpret.monitor import InterpretMonitor
+    from rnn_monitor.model.anatomy import find_rnn_layers
+
+    class _Null:  # the writer's cost is not this part's
+        def plugin_tensor(self, *a, **k): ...
+        def json_tensor(self, *a, **k): ...
+
+    x, y, chars = dataset(64 * steps)
+
+    def step_time(model, xs, ys) -> float:
+        model.fit(xs, ys, batch_size=64, epochs=1, verbose=0)  # trace
+        began = time.perf_counter()
+        model.fit(xs, ys, batch_size=64, epochs=1, verbose=0)
+        return (time.perf_counter() - began) / steps
+
+    def part_time(model, **kw) -> float:
+        part = InterpretMonitor(model, find_rnn_layers(model), _Null(), (x[:64], y[:64]), chars, 4, **kw)
+        part.log_epoch(0)  # trace
+        times = []
+        for r in range(rounds):
+            began = time.perf_counter()
+            part.log_epoch(r + 1)
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    out = {}
+    lm = reference_model(len(chars))
+    step = step_time(lm, x, y)
+    gen = check_generate_config({"seed": [1, 2, 3, 4], "steps": 200})
+    for name, kw in (("importance_auto", dict(importance="auto", generate=None)),
+                     ("generate_200", dict(importance=False, generate=gen))):
+        t = part_time(lm, **kw)
+        out[f"reference/{name}"] = {"seconds": round(t, 4), "training_steps": round(t / step, 2)}
+    clf = keras.Sequential(lm.layers[:-1] + [keras.layers.Dense(1, activation="sigmoid")])
+    clf.compile("adam", "binary_crossentropy")
+    labels = (y % 2).astype("float32")[:, None]
+    step_c = step_time(clf, x, labels)
+    t = part_time(clf, importance="auto", generate=None)
+    out["classifier/importance"] = {"seconds": round(t, 4), "training_steps": round(t / step_c, 2)}
+    per_t = keras.Sequential([keras.Input((SEQ,), dtype="int32"), keras.layers.Embedding(len(chars), 32)]
+                             + [keras.layers.LSTM(128, return_sequences=True) for _ in range(2)]
+                             + [keras.layers.Dense(len(chars))])
+    per_t.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ys = np.roll(x, -1, axis=1)
+    step_p = step_time(per_t, x, ys)
+    t = part_time(per_t, importance=False, generate=gen)
+    out["char_lstm/generate_200"] = {"seconds": round(t, 4), "training_steps": round(t / step_p, 2)}
+    out["step_seconds"] = {"reference": round(step, 4), "classifier": round(step_c, 4), "char_lstm": round(step_p, 4)}
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 steps per epoch, 2 timed rounds")
@@ -254,10 +314,14 @@ def main(argv=None) -> int:
     parser.add_argument("--units", type=int, default=512)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--interpret", action="store_true",
+                        help="the interpretability part's epoch-end cost (importance, generation)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.scale:
         result = scale(args.timesteps, args.units, args.layers, args.batch)
+    elif args.interpret:
+        result = interpret_cost()
     else:
         steps = args.steps or (40 if args.quick else 200)
         rounds = args.rounds or (2 if args.quick else 5)

@@ -15,11 +15,15 @@ Two kinds of model:
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from rnn_monitor.interpret.scoring import forward, predict
 from rnn_monitor.model.anatomy import find_rnn_layers
+
+_STATE_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass
@@ -215,8 +219,6 @@ def _generate_windowed(model, seed, steps, temperature, vocabulary, rng, probabi
             ctx = [0] * (width - len(ctx)) + ctx
         return np.array([ctx], dtype="int32")
 
-    from rnn_monitor.interpret.scoring import predict
-
     for _ in range(steps):
         scores = predict(model, window(len(tokens) - 1))[0]  # one compiled call per token
         tokens.append(next_token(scores, temperature, probabilities, rng))
@@ -224,10 +226,11 @@ def _generate_windowed(model, seed, steps, temperature, vocabulary, rng, probabi
     outputs = [i.layer.output for i in infos]
     activations: dict[str, dict[str, np.ndarray]] = {}
     if outputs and width:
-        probe = keras.Model(model.inputs, outputs)
+        probe = _STATE_MODELS.get(model)
+        if probe is None:  # one sub-model per model, so its compiled call is reused every epoch
+            probe = _STATE_MODELS[model] = keras.Model(model.inputs, outputs)
         windows = np.concatenate([window(n) for n in range(len(tokens))], axis=0)
-        values = probe.predict(windows, verbose=0, batch_size=256)
-        values = values if isinstance(values, list) else [values]
+        values = [np.asarray(v) for v in keras.tree.flatten(forward(probe)(windows))]
         for info, value in zip(infos, values):
             value = np.asarray(value)
             last = value[:, -1] if value.ndim == 3 else value

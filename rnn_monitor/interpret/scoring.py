@@ -14,7 +14,7 @@ DEFAULT_MAX_COPIES = 1024  # input copies per model call: bounds the memory of o
 _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
-def _forward(model: Any) -> Any:
+def forward(model: Any) -> Any:
     """The model's inference call as one `tf.function` per model, relaxed to any batch and length
     (`reduce_retracing`), so prefixes of every length do not each cost a trace. Called directly,
     outside any `tf.distribute` replica context, like the probe."""
@@ -33,10 +33,10 @@ def predict(model: Any, x: Any, max_copies: int = DEFAULT_MAX_COPIES) -> np.ndar
     arrays = x if isinstance(x, list) else [x]
     n = len(arrays[0])
     out = []
-    forward = _forward(model)
+    call = forward(model)
     for lo in range(0, n, max(1, int(max_copies))):
         part = [a[lo : lo + max_copies] for a in arrays]
-        out.append(np.asarray(forward(part if isinstance(x, list) else part[0])))
+        out.append(np.asarray(call(part if isinstance(x, list) else part[0])))
     return np.concatenate(out, axis=0)
 
 
