@@ -86,8 +86,9 @@ def test_units_view_surface_and_card(units_dashboard, shots):  # noqa: F811
     for chart in ("#unit-strength", "#unit-period", "#unit-saturation"):
         assert frame.evaluate(_CANVAS_STATS, chart)["coloured"] > 0.01, chart
     chips = frame.locator("#periodic-units .chip")
-    assert chips.count() >= 1  # the text repeats every 4 characters: some unit follows it
-    assert "period" in chips.first.inner_text()
+    if not os.environ.get("RNN_MONITOR_UNITS_LOGDIR"):  # our log's text repeats every 4 characters
+        assert chips.count() >= 1
+        assert "period" in chips.first.inner_text()
     frame.fill("#unit-regex", "a")
     frame.dispatch_event("#unit-regex", "change")
     frame.wait_for_selector("#unit-relevance", timeout=30000)

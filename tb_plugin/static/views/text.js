@@ -135,7 +135,7 @@ export async function renderText(view, layer, stale, state) {
     card.querySelector("p.sub").textContent = sub;
     for (const node of [rankSel, regexInput, regexBtn, unitSel, topUnits]) {
       const box = node.closest("label") || node;
-      box.hidden = body.source === "importance";
+      box.style.display = body.source === "importance" ? "none" : ""; // the CSS display beats [hidden]
     }
     slider.max = String(body.epochs.length - 1);
     state.textEpochIndex = body.epochs.indexOf(body.epoch);

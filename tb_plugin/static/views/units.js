@@ -96,7 +96,7 @@ export async function renderUnits(view, layer, stale, state) {
       selectUnit(body.order[Math.min(U - 1, Math.floor((y / geom.ph) * U))]);
     };
     chips.replaceChildren(
-      el("span", { class: "chips-label", text: body.periodic.length ? `Periodic units (strength > ${body.threshold}):` : `No unit has more than ${body.threshold} of its power at one frequency at epoch ${body.epoch}.` }),
+      el("span", { class: "chips-label", text: body.periodic.length ? `Periodic units (strength > ${body.threshold}):` : `No unit has more than ${body.threshold} of its power at one frequency that repeats at least ${body.min_cycles} times in the probe window, at epoch ${body.epoch}.` }),
       ...body.periodic.slice(0, 24).map((p) => {
         const b = el("button", { type: "button", class: "chip", text: `#${p.unit}: period ${fmt(p.period, 3)}, ${Math.round(p.strength * 100)}%` });
         b.addEventListener("click", () => selectUnit(p.unit));
