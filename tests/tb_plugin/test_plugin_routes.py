@@ -93,7 +93,7 @@ def real_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("real"))
     model = keras.Sequential([
         keras.Input((12,)), keras.layers.Embedding(20, 6),
-        keras.layers.LSTM(8, return_sequences=True),
+        keras.layers.LSTM(8, return_sequences=True, name="lstm"),
         keras.layers.Bidirectional(keras.layers.GRU(4)), keras.layers.Dense(20),
     ])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -136,6 +136,7 @@ def test_routes_on_a_real_probe_log(probe_dir):
     assert set(layers) == {"lstm", "bi/forward", "bi/backward"}
     has = layers["lstm"]["has"]
     assert not has.pop("generated_activations")  # logged only with RNNMonitor(generate=...)
+    assert not has.pop("average_input_ids")  # only for vocabularies of more than 12 tokens
     assert all(has.values()) and "h" in layers["lstm"]["states"]
     for name, units in (("lstm", 6), ("bi/backward", 3)):
         code, g = get(c, "/gradients", run="rnn_monitor", layer=name)
