@@ -231,15 +231,8 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
     """
     run = src.run(run_name)
     layer = src.layer(run, layer_name)
-    if not layer.states:
-        raise NotFound("no activations for this layer: the run was logged without probe data")
-    state = state or ("h" if "h" in layer.states else sorted(layer.states)[0])
-    if state not in layer.states:
-        raise NotFound(f"unknown state; states of this layer: {', '.join(sorted(layer.states))}")
-    series = src.series(run, layer.states[state])
-    steps = [s for s, _ in series]
-    chosen = _pick_epoch(steps, epoch)
-    arr = np.asarray(dict(series)[chosen])
+    state, chosen, steps, arr = _state_at(src, run, layer.states, state, epoch,
+                                          "no activations for this layer: the run was logged without probe data")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
@@ -279,6 +272,21 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
         "data": base64.b64encode(f16.tobytes()).decode("ascii"),
         "sampling": src.sampling(run, steps, list(run.layers)),
     }
+
+
+def _state_at(src: Source, run: RunIndex, states: dict, state: Optional[str], epoch: Optional[int],
+              missing: str) -> tuple[str, int, list[int], np.ndarray]:
+    """``(state, epoch, epochs, array)`` of one state's series (default h) at `epoch` (default:
+    the last); NotFound with `missing`, or with the states there are."""
+    if not states:
+        raise NotFound(missing)
+    state = state or ("h" if "h" in states else sorted(states)[0])
+    if state not in states:
+        raise NotFound(f"unknown state; states of this layer: {', '.join(sorted(states))}")
+    series = src.series(run, states[state])
+    steps = [s for s, _ in series]
+    chosen = _pick_epoch(steps, epoch)
+    return state, chosen, steps, np.asarray(dict(series)[chosen])
 
 
 def _tokens(src: Source, run: RunIndex, n_seq: int, n_t: int) -> Optional[list[list[str]]]:
@@ -439,15 +447,9 @@ def text_source_response(src: Source, run_name: str, layer_name: str, source: st
     run = src.run(run_name)
     layer = src.layer(run, layer_name)
     if source == "generated":
-        if not layer.generated:
-            raise NotFound('no generated text for this layer: log it with RNNMonitor(generate={"seed": ...})')
-        state = state or ("h" if "h" in layer.generated else sorted(layer.generated)[0])
-        if state not in layer.generated:
-            raise NotFound(f"unknown state; generated states: {', '.join(sorted(layer.generated))}")
-        series = src.series(run, layer.generated[state])
-        steps = [s for s, _ in series]
-        chosen = _pick_epoch(steps, epoch)
-        arr = np.asarray(dict(series)[chosen], dtype=np.float32)[None]  # [1, N, U]
+        state, chosen, steps, arr = _state_at(src, run, layer.generated, state, epoch,
+                                              'no generated text for this layer: log it with RNNMonitor(generate={"seed": ...})')
+        arr = np.asarray(arr, dtype=np.float32)[None]  # [1, N, U]
         _, _, raw = _run_series_at(src, run, metadata.GENERATED_TOKENS, chosen, "no generated tokens")
         tokens = [[metadata.decode_text(t) for t in np.asarray(raw, dtype=object).ravel()]]
         states, extra = sorted(layer.generated), {}
