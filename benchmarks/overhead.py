@@ -254,7 +254,6 @@ def interpret_cost(rounds: int = 3, steps: int = 20) -> dict:
 
     from rnn_monitor.config import check_generate_config
     from rnn_monitor.interpret.monitor import InterpretMonitor
-    from rnn_monitor.model.anatomy import find_rnn_layers
 
     class _Null:  # the writer's cost is not this part's
         def plugin_tensor(self, *a, **k): ...
@@ -269,7 +268,7 @@ def interpret_cost(rounds: int = 3, steps: int = 20) -> dict:
         return (time.perf_counter() - began) / steps
 
     def part_time(model, **kw) -> float:
-        part = InterpretMonitor(model, find_rnn_layers(model), _Null(), (x[:64], y[:64]), chars, 4, **kw)
+        part = InterpretMonitor(model, _Null(), (x[:64], y[:64]), chars, 4, **kw)
         part.log_epoch(0)  # trace
         times = []
         for r in range(rounds):

@@ -242,7 +242,6 @@ class RNNMonitor(keras.callbacks.Callback):
 
         return InterpretMonitor(
             model=self.model,
-            infos=self.infos,
             writer=None,  # attached once every check passed
             probe_data=self.probe_data,
             vocabulary=self.vocabulary,

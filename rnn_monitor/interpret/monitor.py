@@ -15,7 +15,6 @@ import numpy as np
 from rnn_monitor.config import GenerateConfig
 from rnn_monitor.distribute import cluster_size
 from rnn_monitor.logdir import metadata
-from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.probe.data import first_array, unpack_probe_data
 
 logger = logging.getLogger("rnn_monitor")
@@ -92,7 +91,6 @@ class InterpretMonitor:
     def __init__(
         self,
         model: Any,
-        infos: Sequence[RNNLayerInfo],
         writer: Any,
         probe_data: Any,
         vocabulary: Optional[Sequence[str]],
@@ -102,7 +100,6 @@ class InterpretMonitor:
         max_copies: int = 1024,
     ) -> None:
         self.model = model
-        self.infos = list(infos)
         self.writer = writer
         self.vocabulary = vocabulary
         self.generate_config = generate
