@@ -200,7 +200,7 @@ class RNNMonitor(keras.callbacks.Callback):
             if probe is not None:
                 probe.attach(self.writer)
                 self._parts["probe"] = probe
-            else:
+            elif self.probe_data is None:
                 logger.warning(
                     "rnn_monitor: no probe_data given, so only weights are monitored; pass "
                     "probe_data=(x, y) for gradients through time, activations and unit health"
@@ -219,9 +219,20 @@ class RNNMonitor(keras.callbacks.Callback):
     def _make_probe(self) -> Any:
         from rnn_monitor.probe.monitor import ProbeMonitor
 
+        infos = []
+        for info in self.infos:
+            why = info.probe_refusal
+            if why is None:
+                infos.append(info)
+            elif self.raise_errors:
+                raise ValueError(f"rnn_monitor: layer {info.name!r} cannot be probed: {why}")
+            else:
+                logger.warning("rnn_monitor: layer %r is not probed: %s", info.name, why)
+        if not infos:
+            return None
         probe = ProbeMonitor(
             model=self.model,
-            infos=self.infos,
+            infos=infos,
             probe_data=self.probe_data,
             writer=None,  # attached once the probe data passed its checks
             thresholds=self.thresholds,

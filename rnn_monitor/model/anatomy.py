@@ -50,6 +50,20 @@ class RNNLayerInfo:
     container: Optional[Any] = None  # the Bidirectional wrapper, when there is one
 
     @property
+    def probe_refusal(self) -> Optional[str]:
+        """Why the probe cannot unroll this recurrence, or None when it can. The probe steps
+        cells whose states are vectors [batch, units]; a convolutional recurrent cell
+        (ConvLSTM1D/2D/3D) carries feature maps instead."""
+        sizes = getattr(self.cell, "state_size", None)
+        flat = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+        convolutional = "ConvLSTM" in type(self.cell).__name__  # its state_size is -1 in Keras 3
+        if convolutional or any(not isinstance(size, (int, np.integer)) or size < 1 for size in flat):
+            return (f"its cell ({type(self.cell).__name__}) carries feature maps, not state vectors; "
+                    "gradients through time, activations and unit health are not computed for it, "
+                    "its weights are monitored")
+        return None
+
+    @property
     def gate_names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.gates) or ("all",)
 
