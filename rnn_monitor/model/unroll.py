@@ -463,8 +463,9 @@ def _custom_state_is_output(info: RNNLayerInfo) -> bool:
     cell = info.cell
     size = getattr(cell, "state_size", None)
     first = size[0] if isinstance(size, (list, tuple)) else size
+    # As Keras's RNN layer: a cell without `output_size` outputs its first state's size.
     out = getattr(cell, "output_size", None)
-    return first is not None and first == out
+    return first is not None and (out is None or first == out)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,50 @@
+"""A custom cell that returns `output, [output]` and has no `output_size` (Keras's own custom-cell
+example): probed exactly, dL/dh_t equal to a plain tape over a hand-written unroll."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnn_monitor import RNNMonitor, load_run
+
+
+class MinimalRNNCell(keras.layers.Layer):
+    def __init__(self, units, **kw):
+        super().__init__(**kw)
+        self.units = units
+        self.state_size = units  # no output_size: Keras takes the first state's size
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        out = keras.ops.tanh(keras.ops.matmul(inputs, self.kernel) + keras.ops.matmul(states[0], self.recurrent_kernel))
+        return out, [out]
+
+
+def test_custom_cell_output_as_only_state_is_probed_exactly(log_dir):
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(8, 6, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.RNN(MinimalRNNCell(4), name="custom"),
+                              keras.layers.Dense(1, name="head")])
+    model.compile("sgd", "mse")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True)])
+    logged = load_run(log_dir).timestep_gradients("custom")[-1]  # [T, U]
+
+    cell = model.get_layer("custom").cell
+    K, R = (tf.constant(w) for w in cell.get_weights())
+    W, b = (tf.constant(w) for w in model.get_layer("head").get_weights())
+    eps = [tf.zeros((8, 4)) for _ in range(6)]
+    with tf.GradientTape() as tape:
+        tape.watch(eps)
+        h = tf.zeros((8, 4))
+        for t in range(6):
+            h = tf.tanh(x[:, t] @ K + h @ R) + eps[t]  # eps_t: the total derivative dL/dh_t
+        loss = tf.reduce_mean((h @ W + b - y) ** 2)
+    grads = tape.gradient(loss, eps)
+    expected = np.stack([np.abs(g.numpy()).mean(axis=0) for g in grads])
+    np.testing.assert_allclose(logged, expected, rtol=1e-5, atol=1e-9)
+    assert np.abs(expected[0]).max() > 0  # the gradient reaches the first step through the recurrence
