@@ -190,6 +190,7 @@ class RNNMonitor(keras.callbacks.Callback):
             units=self.units,
             images=self.images,
             max_bytes_per_epoch=self.max_bytes_per_epoch,
+            raise_errors=self.raise_errors,
         )
         probe.start()  # validates probe data: a wrong shape is an error before training
         return probe
