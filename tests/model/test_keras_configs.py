@@ -432,22 +432,6 @@ class WideOutputCell(L.Layer):
         return keras.ops.matmul(h, self.out), [h]
 
 
-class NestedOutputCell(L.Layer):
-    """Returns a nested output, which Keras runs and the probe cannot step."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.state_size = 2
-        self.output_size = 2
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], 2), name="kernel")
-
-    def call(self, inputs, states):
-        h = keras.ops.tanh(keras.ops.matmul(inputs, self.kernel) + states[0])
-        return (h, h), [h]
-
-
 def test_what_cannot_be_probed_is_one_clear_line_and_training_goes_on(log_dir, caplog):
     inp = keras.Input((T, D))
     wide = L.RNN(WideOutputCell(), name="wide")
@@ -468,5 +452,43 @@ def test_what_cannot_be_probed_is_one_clear_line_and_training_goes_on(log_dir, c
         run.timestep_gradients("wide")
     assert np.isfinite(run.timestep_gradients("gru")).all()
     with pytest.raises(ProbeRefusedError, match="'wide'.*none of its states"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[RNNMonitor(log_dir + "/strict", probe_data=(x, y), raise_errors=True)])
+
+
+def test_a_cell_the_probe_cannot_step_runs_in_keras_loop_and_is_named(log_dir, caplog, monkeypatch):
+    """When stepping a cell by hand fails, Keras's own loop runs it (the model's outputs do
+    not change), the layer is named once with the reason and the rest is probed."""
+    from rnn_monitor.model import unroll
+
+    class Failing(unroll.CellStepper):
+        def layout(self, x0, flat0):
+            if isinstance(self.cell, L.SimpleRNNCell):
+                raise unroll.UnsupportedCell("its cell does something the probe cannot follow")
+            return super().layout(x0, flat0)
+
+    monkeypatch.setattr(unroll, "CellStepper", Failing)
+    inp = keras.Input((T, D))
+    model = keras.Model(inp, _head([L.SimpleRNN(2, name="simple")(inp), L.LSTM(2, name="lstm")(inp)]))
+    (x,), y = _data([(T, D)])
+    model.compile("sgd", "mse")
+    with caplog.at_level(logging.WARNING, logger="rnn_monitor"):
+        monitor = RNNMonitor(log_dir, probe_data=(x, y), alerts=False)
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    lines = [r.getMessage() for r in caplog.records]
+    assert [m for m in lines if "'simple'" in m] == [
+        "rnn_monitor: layer 'simple' is not probed: its cell does something the probe cannot "
+        "follow. Its weights are still monitored (per-gate norms, update ratios, histograms) and "
+        "the other layers are probed; gradients through time, activations and unit health are "
+        "off for it"
+    ]
+    run = load_run(log_dir)
+    assert "kernel/h/l2" in run.scalar_names("simple") and "dead_ratio" not in run.scalar_names("simple")
+    assert np.isfinite(run.timestep_gradients("lstm")).all()
+    # the probe's forward pass (Keras's loop for 'simple') gives the model's own loss
+    probe = monitor._parts["probe"]
+    loss = probe._unroller.run(x, y)["__loss__"]
+    np.testing.assert_allclose(loss, np.mean((model.predict(x, verbose=0) - y) ** 2), rtol=1e-5)
+    with pytest.raises(ProbeRefusedError, match="'simple' is not probed"):
         model.fit(x, y, epochs=1, verbose=0,
                   callbacks=[RNNMonitor(log_dir + "/strict", probe_data=(x, y), raise_errors=True)])
