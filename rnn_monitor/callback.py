@@ -219,20 +219,9 @@ class RNNMonitor(keras.callbacks.Callback):
     def _make_probe(self) -> Any:
         from rnn_monitor.probe.monitor import ProbeMonitor
 
-        infos = []
-        for info in self.infos:
-            why = info.probe_refusal
-            if why is None:
-                infos.append(info)
-            elif self.raise_errors:
-                raise ValueError(f"rnn_monitor: layer {info.name!r} cannot be probed: {why}")
-            else:
-                logger.warning("rnn_monitor: layer %r is not probed: %s", info.name, why)
-        if not infos:
-            return None
         probe = ProbeMonitor(
             model=self.model,
-            infos=infos,
+            infos=self.infos,
             probe_data=self.probe_data,
             writer=None,  # attached once the probe data passed its checks
             thresholds=self.thresholds,
@@ -244,6 +233,7 @@ class RNNMonitor(keras.callbacks.Callback):
             units=self.units,
             images=self.images,
             max_bytes_per_epoch=self.max_bytes_per_epoch,
+            raise_errors=self.raise_errors,
         )
         probe.start()  # validates probe data: a wrong shape is an error before training
         return probe

@@ -179,24 +179,3 @@ def test_fit_failing_on_bad_probe_data_leaves_no_headless_event_file(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == "" and "OK: no alerts in 1 run(s)" in proc.stdout
-
-
-@pytest.mark.parametrize("dims", [1, 2, 3])
-def test_conv_lstm_is_refused_by_the_probe_clearly_and_its_weights_monitored(tmp_path, caplog, dims):
-    conv = {1: keras.layers.ConvLSTM1D, 2: keras.layers.ConvLSTM2D, 3: keras.layers.ConvLSTM3D}[dims]
-    shape = (3,) + (5,) * dims + (2,)
-    model = keras.Sequential([keras.Input(shape), conv(2, 3, name="conv_lstm"), keras.layers.Flatten(), keras.layers.Dense(1)])
-    model.compile("adam", "mse")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4,) + shape).astype("float32")
-    y = rng.normal(size=(4, 1)).astype("float32")
-    with caplog.at_level(logging.WARNING, logger="rnn_monitor"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(tmp_path / "a"), probe_data=(x, y))])
-    lines = [r.getMessage() for r in caplog.records]
-    assert any("'conv_lstm' is not probed" in m and "weights are monitored" in m for m in lines), lines
-    assert not any("failed" in m or "Traceback" in m for m in lines), lines
-    run = load_run(str(tmp_path / "a"))
-    assert run.layers == ["conv_lstm"] and "kernel/all/l2" in run.scalar_names("conv_lstm")
-    with pytest.raises(ValueError, match="'conv_lstm' cannot be probed"):
-        model.fit(x, y, epochs=1, verbose=0,
-                  callbacks=[RNNMonitor(str(tmp_path / "b"), probe_data=(x, y), raise_errors=True)])

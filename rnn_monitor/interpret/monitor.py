@@ -116,6 +116,15 @@ class InterpretMonitor:
                            "multi-worker cluster; the probe, weights and alerts still run")
             importance, generate = False, None
             self.generate_config = None
+        if any(getattr(layer, "stateful", False) for layer in _all_layers(model)):
+            # Occlusion copies change the batch size, and every forward pass would move the
+            # user's carried states: neither can run on a stateful model.
+            if importance is True or generate is not None:
+                logger.warning("rnn_monitor: token importance and text generation are off for a "
+                               "model with stateful layers (its batch size and states are fixed); "
+                               "the probe, weights and alerts still run")
+            importance, generate = False, None
+            self.generate_config = None
         if probe_data is not None and importance and (importance is True or classifier):
             x = unpack_probe_data(probe_data)[0]
             rows = first_array(x)

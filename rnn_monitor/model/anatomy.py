@@ -2,10 +2,12 @@
 
 `find_rnn_layers(model)` walks Sequential / functional models and models nested inside
 models, and returns one `RNNLayerInfo` per monitored recurrence: LSTM, GRU (both bias
-layouts), SimpleRNN, each half of a Bidirectional wrapper, and generic `keras.layers.RNN`
-around a stock cell. Gate layouts are column slices of kernel / recurrent_kernel / bias, in
-Keras's own order (LSTM i,f,c,o; GRU z,r,h; SimpleRNN h). A cell it does not know is still
-monitored, as one block named "all" per weight.
+layouts), SimpleRNN, ConvLSTM1D/2D/3D, each half of a Bidirectional wrapper, generic
+`keras.layers.RNN` around any cell, and each cell of a `StackedRNNCells` on its own
+(``<layer>/cell_0``, ``<layer>/cell_1``, ...). Gate layouts are column slices of kernel /
+recurrent_kernel / bias along the last axis, in Keras's own order (LSTM and ConvLSTM i,f,c,o;
+GRU z,r,h; SimpleRNN h). A cell it does not know is still monitored, as one block named "all"
+per weight.
 """
 
 from __future__ import annotations
@@ -48,20 +50,7 @@ class RNNLayerInfo:
     gates: tuple[GateLayout, ...]  # empty for custom cells
     weights: dict[str, Any]  # role -> keras Variable (kernel, recurrent_kernel, bias, ...)
     container: Optional[Any] = None  # the Bidirectional wrapper, when there is one
-
-    @property
-    def probe_refusal(self) -> Optional[str]:
-        """Why the probe cannot unroll this recurrence, or None when it can. The probe steps
-        cells whose states are vectors [batch, units]; a convolutional recurrent cell
-        (ConvLSTM1D/2D/3D) carries feature maps instead."""
-        sizes = getattr(self.cell, "state_size", None)
-        flat = sizes if isinstance(sizes, (list, tuple)) else [sizes]
-        convolutional = "ConvLSTM" in type(self.cell).__name__  # its state_size is -1 in Keras 3
-        if convolutional or any(not isinstance(size, (int, np.integer)) or size < 1 for size in flat):
-            return (f"its cell ({type(self.cell).__name__}) carries feature maps, not state vectors; "
-                    "gradients through time, activations and unit health are not computed for it, "
-                    "its weights are monitored")
-        return None
+    cell_path: tuple[int, ...] = ()  # index of the cell in the layer's StackedRNNCells, if any
 
     @property
     def gate_names(self) -> tuple[str, ...]:
@@ -89,6 +78,7 @@ class RNNLayerInfo:
             "kind": self.kind,
             "class": type(self.layer).__name__,
             "cell": type(self.cell).__name__,
+            "cell_path": list(self.cell_path),
             "direction": self.direction,
             "units": self.units,
             "gates": list(self.gate_names),
@@ -111,8 +101,13 @@ def _activation_name(fn: Any) -> Optional[str]:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
+def _is_conv_lstm_cell(cell: Any) -> bool:
+    # Keras 3 does not export ConvLSTMCell; ConvLSTM1D/2D/3D all use it.
+    return any(k.__name__ == "ConvLSTMCell" and k.__module__.startswith("keras") for k in type(cell).__mro__)
+
+
 def _cell_kind(cell: Any) -> str:
-    if is_a(cell, "LSTMCell"):
+    if is_a(cell, "LSTMCell") or _is_conv_lstm_cell(cell):
         return "lstm"
     if is_a(cell, "GRUCell"):
         return "gru"
@@ -143,36 +138,54 @@ def _cell_weights(cell: Any, kind: str) -> dict[str, Any]:
     return weights
 
 
-def describe_layer(layer: Any, name: str, direction: str = "forward", container: Any = None) -> RNNLayerInfo:
-    """Anatomy of one built keras RNN layer."""
-    cell = layer.cell
-    kind = _cell_kind(cell)
-    units = getattr(cell, "units", None)
-    gates = _gate_layout(kind, units) if kind != "custom" else ()
+def describe_layer(layer: Any, name: str, direction: str = "forward", container: Any = None) -> list[RNNLayerInfo]:
+    """Anatomy of one built keras RNN layer: one recurrence, or one per cell of a
+    StackedRNNCells (named ``<name>/cell_<i>``, nested stacks ``<name>/cell_<i>/cell_<j>``)."""
     if direction == "forward" and getattr(layer, "go_backwards", False):
         direction = "backward"
-    return RNNLayerInfo(
-        name=name,
-        layer=layer,
-        cell=cell,
-        kind=kind,
-        direction=direction,
-        units=units,
-        gates=gates,
-        weights=_cell_weights(cell, kind),
-        container=container,
-    )
+    infos = []
+    for path, cell in leaf_cells(layer.cell):
+        kind = _cell_kind(cell)
+        units = getattr(cell, "units", None)
+        if units is None and _is_conv_lstm_cell(cell):
+            units = cell.filters  # a ConvLSTM's units are its filters
+        gates = _gate_layout(kind, units) if kind != "custom" else ()
+        infos.append(
+            RNNLayerInfo(
+                name=name + "".join(f"/cell_{i}" for i in path),
+                layer=layer,
+                cell=cell,
+                kind=kind,
+                direction=direction,
+                units=units,
+                gates=gates,
+                weights=_cell_weights(cell, kind),
+                container=container,
+                cell_path=path,
+            )
+        )
+    return infos
+
+
+def leaf_cells(cell: Any, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], Any]]:
+    """``[(path, cell)]``: the cell itself, or every cell of a StackedRNNCells (recursively)."""
+    if is_a(cell, "StackedRNNCells"):
+        return [found for i, sub in enumerate(cell.cells) for found in leaf_cells(sub, path + (i,))]
+    return [(path, cell)]
 
 
 def _walk(layer: Any, path: tuple[str, ...], found: list, seen: list) -> None:
     seen.append(type(layer).__name__)
     if is_a(layer, "Bidirectional"):
         base = "/".join(path + (layer.name,))
-        found.append((path, describe_layer(layer.forward_layer, f"{base}/forward", "forward", layer)))
-        found.append((path, describe_layer(layer.backward_layer, f"{base}/backward", "backward", layer)))
+        for info in describe_layer(layer.forward_layer, f"{base}/forward", "forward", layer):
+            found.append((path, info))
+        for info in describe_layer(layer.backward_layer, f"{base}/backward", "backward", layer):
+            found.append((path, info))
         return
     if is_a(layer, "RNN"):
-        found.append((path, describe_layer(layer, "/".join(path + (layer.name,)))))
+        for info in describe_layer(layer, "/".join(path + (layer.name,))):
+            found.append((path, info))
         return
     sublayers = getattr(layer, "layers", None)
     if is_a(layer, "Model") or (sublayers and isinstance(sublayers, list)):

@@ -26,7 +26,9 @@ KERAS = "keras"
 TF_KERAS = "tf_keras"
 
 # Class names looked up in both engines' `layers` namespaces (and `Model` at the top level).
-_LAYER_NAMES = ("RNN", "Bidirectional", "LSTMCell", "GRUCell", "SimpleRNNCell", "LSTM", "GRU", "SimpleRNN")
+_LAYER_NAMES = (
+    "RNN", "Bidirectional", "LSTMCell", "GRUCell", "SimpleRNNCell", "LSTM", "GRU", "SimpleRNN", "StackedRNNCells",
+)
 
 
 def _tf_keras() -> Optional[Any]:
@@ -150,7 +152,7 @@ def legacy_rnn_route(layer: Any, inner_loop: Any) -> Iterator[None]:
 
     `inner_loop(sequences, initial_state, mask)` has the signature of Keras 3's
     `RNN.inner_loop` (batch-major sequences, processing-order outputs) and returns
-    ``(last_output, outputs, states)``. The route replaces ``tf_keras.src.backend.rnn`` (what
+    ``(last_output, outputs, states)``, or NotImplemented to have the real loop run. The route replaces ``tf_keras.src.backend.rnn`` (what
     tf.keras 2's `RNN`, `LSTM` and `GRU` call) by a dispatcher that hands the call to
     `inner_loop` when the layer whose `call` is running is `layer`, and to the real function for
     every other caller; LSTM and GRU are kept on that generic path (`_could_use_gpu_kernel`
@@ -176,7 +178,10 @@ def legacy_rnn_route(layer: Any, inner_loop: Any) -> Iterator[None]:
             if time_major:  # the loop takes batch-major inputs and mask
                 inputs = _swap_time_batch(inputs)
                 mask = _swap_time_batch(mask) if mask is not None else None
-            last, outputs, states = loop(inputs, list(initial_states), mask)
+            result = loop(inputs, list(initial_states), mask)
+            if result is NotImplemented:  # the loop cannot step this cell: the real one runs
+                return real(step_function, inputs, initial_states, *args, **kwargs)
+            last, outputs, states = result
             if time_major:
                 outputs = _swap_time_batch(outputs)
             return last, outputs, states

@@ -5,7 +5,7 @@ internally. Each works on one step: inputs [B, D], states [B, units].
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import keras
 import tensorflow as tf
@@ -26,20 +26,25 @@ def lstm_gates(cell: Any, x_t: Any, h_prev: Any, c_prev: Any) -> tuple[dict, Any
     return {"i": i, "f": f, "g": g, "o": o}, h, c
 
 
-def gru_gates(cell: Any, x_t: Any, h_prev: Any) -> tuple[dict, Any]:
-    """``({z, r, hh}, h)`` of one GRU step, for both `reset_after` layouts (hh is h~)."""
+def gru_gates(cell: Any, x_t: Any, h_prev: Any, dtype: Optional[Any] = None) -> tuple[dict, Any]:
+    """``({z, r, hh}, h)`` of one GRU step, for both `reset_after` layouts (hh is h~).
+
+    With `dtype` the weights are cast to it first (the probe rebuilds gates in float32 also
+    when the layer computes in float16)."""
+    weight = (lambda v: tf.cast(v, dtype)) if dtype is not None else (lambda v: v)  # noqa: E731
     units = cell.units
-    matrix_x = keras.ops.matmul(x_t, cell.kernel)
+    matrix_x = keras.ops.matmul(x_t, weight(cell.kernel))
     input_bias = recurrent_bias = None
     if cell.use_bias:
+        bias = weight(cell.bias)
         if cell.reset_after:
-            input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
+            input_bias, recurrent_bias = bias[0], bias[1]
         else:
-            input_bias = cell.bias
+            input_bias = bias
     if input_bias is not None:
         matrix_x = matrix_x + input_bias
     x_z, x_r, x_h = tf.split(matrix_x, 3, axis=-1)
-    rk = cell.recurrent_kernel
+    rk = weight(cell.recurrent_kernel)
     if cell.reset_after:
         inner = keras.ops.matmul(h_prev, rk)
         if recurrent_bias is not None:

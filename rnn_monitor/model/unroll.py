@@ -50,13 +50,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from rnn_monitor.model import backend
 from rnn_monitor.model.anatomy import RNNLayerInfo
-from rnn_monitor.model.gates import gru_gates
+from rnn_monitor.model.rebuild import gru_block, lstm_gates, lstm_preactivations, positions, spatial_shape, to_rows
+from rnn_monitor.model.stepping import CellStepper, UnsupportedCell, leaf_cells
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -89,14 +91,21 @@ class _Trace:
     def __init__(self, info: RNNLayerInfo) -> None:
         self.info = info
         self.called = 0
-        self.eps = None  # [T, B, U] processing order
-        self.delta = None
+        self.eps = None  # [T, B, ...state] processing order
+        self.delta = None  # [T, B, ...output]
         self.valid = None  # [T, B] bool, processing order
-        self.final_h = None  # [B, U]: state after the last step (= at the last valid step)
+        self.final_h = None  # [B, ...]: state after the last step (= at the last valid step)
         self.acc: dict = {}
         self.samples: dict = {}  # state -> [S, T, U]
-        self.recon_error = None
-        self.direct_state = True  # eps goes into the recurrence (False for odd custom cells)
+        self.direct = True  # h is the cell's output (eps reaches the output and the recurrence)
+        self.recurrent = True  # h is a state: dL/dh_t through the recurrence exists
+        self.positions = 1  # spatial positions per sequence (feature-map states), else 1
+        self.channels_first = False
+        self.dtype = "float32"  # the dtype the cell computes in
+        self.refused: Optional[str] = None  # why the probe could not step this recurrence
+        act = getattr(info.cell, "activation", None)
+        self.h_bounded = act is not None and is_bounded(act)
+        self.tanh_output = act is not None and activation_name(act) == "tanh"
 
 
 def _max_abs_diff(a, b):
@@ -120,129 +129,226 @@ CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the c
 CHUNK_ELEMENTS = 1_000_000  # float32 elements per gate block in one vectorized stats chunk
 
 
-def _make_inner_loop(trace: _Trace, tape: tf.GradientTape, settings: ProbeSettings):
-    info = trace.info
-    layer = info.layer
-    cell = layer.cell
-    kind = info.kind
-    call_kwargs = backend.cell_call_kwargs(cell)
-    act = getattr(cell, "activation", None)
-    trace.h_bounded = act is not None and is_bounded(act)
-    trace.tanh_output = act is not None and activation_name(act) == "tanh"
+def _bcast(mask, like):
+    """A [B] mask shaped to broadcast against `like` [B, ...]."""
+    rank = like.shape.rank
+    return tf.reshape(mask, [-1] + [1] * (rank - 1)) if rank and rank > 1 else mask
+
+
+def _zeros_steps(n_steps, batch, template):
+    """Zeros [T, B, ...template's non-batch dims] in the template's dtype."""
+    dims = template.shape.as_list()[1:]
+    rest = tf.constant(dims, tf.int32) if all(d is not None for d in dims) else tf.shape(template)[1:]
+    return tf.zeros(tf.concat([tf.stack([n_steps, batch]), rest], axis=0), dtype=template.dtype)
+
+
+def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSettings):
+    """The replacement ``inner_loop`` of one keras RNN layer, serving every monitored recurrence
+    of it (one, or one per cell of a StackedRNNCells). When its cell cannot be stepped by hand,
+    Keras's own loop runs instead and the recurrences are marked refused, with the reason."""
 
     def inner_loop(sequences, initial_state, mask, training=False):
-        trace.called += 1
-        if mask is not None and isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        seq = tf.convert_to_tensor(sequences)
-        states0 = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        states0 = [tf.convert_to_tensor(s) for s in states0]
-        rank = len(seq.shape)
-        perm = [1, 0] + list(range(2, rank))
-        xs = tf.transpose(seq, perm)  # [T, B, ...]
-        n_steps = tf.shape(xs)[0]
-        batch = tf.shape(xs)[1]
-        masked = mask is not None
-        if masked:
-            m = tf.cast(mask, tf.bool)
-            if len(m.shape) == 3:
-                m = m[:, :, 0]
-            valid = tf.transpose(m, [1, 0])
-        else:
-            valid = tf.ones(tf.stack([n_steps, batch]), dtype=tf.bool)
-        if layer.go_backwards:
-            xs = tf.reverse(xs, [0])
-            valid = tf.reverse(valid, [0])
-        h0 = states0[0]
-        units = int(h0.shape[-1])
-        dtype = h0.dtype
-        eps = tf.zeros(tf.stack([n_steps, batch, units]), dtype=dtype)
-        delta = tf.zeros(tf.stack([n_steps, batch, units]), dtype=dtype)
-        tape.watch(eps)
-        tape.watch(delta)
-
-        x_ta = tf.TensorArray(xs.dtype, size=n_steps).unstack(xs)
-        eps_ta = tf.TensorArray(dtype, size=n_steps).unstack(eps)
-        delta_ta = tf.TensorArray(dtype, size=n_steps).unstack(delta)
-        valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
-        n_keep = 2 if kind == "lstm" else 1
-        keep_tas = [
-            tf.TensorArray(dtype, size=n_steps, element_shape=tf.TensorShape([None, units]))
-            for _ in range(n_keep)
-        ]  # the cell's own new h (and c) at every step
-        out_ta = tf.TensorArray(dtype, size=n_steps if layer.return_sequences else 1,
-                                element_shape=tf.TensorShape([None, units]))
-        zero_output = bool(getattr(layer, "zero_output_for_mask", False))
-        direct = trace.direct_state
-
-        def body(t, states, prev_out, keep_tas, out_ta):
-            x_t = x_ta.read(t)
-            out, new_states = cell(x_t, list(states), **call_kwargs)
-            new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
-            keep_tas = [ta.write(t, v) for ta, v in zip(keep_tas, [out if not direct else new_states[0]] + new_states[1:n_keep])]
-            e_t = eps_ta.read(t)
-            d_t = delta_ta.read(t)
-            if direct:
-                h_new = new_states[0] + e_t
-                new_states[0] = h_new
-                out_t = h_new + d_t
-            else:
-                out_t = out + e_t + d_t
-            if masked:
-                mcol = valid_ta.read(t)[:, None]
-                new_states = [tf.where(mcol, n, s) for n, s in zip(new_states, states)]
-                out_t = tf.where(mcol, out_t, tf.zeros_like(out_t) if zero_output else prev_out)
-            if layer.return_sequences:
-                out_ta = out_ta.write(t, out_t)
-            return t + 1, new_states, out_t, keep_tas, out_ta
-
-        _, states, last_output, keep_tas, out_ta = tf.while_loop(
-            lambda t, *_: t < n_steps,
-            body,
-            (tf.constant(0), states0, tf.zeros_like(h0), keep_tas, out_ta),
-            maximum_iterations=n_steps,
-        )
-        if not layer.return_sequences:
-            out_ta = out_ta.write(0, last_output)
-        outputs = tf.transpose(out_ta.stack(), [1, 0, 2])
-        trace.eps, trace.delta, trace.valid = eps, delta, valid
-        trace.final_h = states[0]
-        kept = [tf.stop_gradient(ta.stack()) for ta in keep_tas]  # [T, B, U]
-        trace.acc, trace.samples = _statistics(
-            trace, cell, kind, tf.stop_gradient(xs), [tf.stop_gradient(s) for s in states0], kept, valid,
-            settings, masked,
-        )
-        return last_output, outputs, list(states)
+        for trace in traces:
+            trace.called += 1
+        try:
+            return _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
+        except UnsupportedCell as exc:
+            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - anything stepping cannot do: Keras's loop runs
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            reason = f"stepping its cell failed ({type(exc).__name__}: {first[:200]})"
+        for trace in traces:
+            trace.refused = reason
+            trace.eps = None
+        if backend.engine_of(layer) == backend.TF_KERAS:
+            return NotImplemented  # tf.keras 2: `backend.legacy_rnn_route` runs the real loop
+        return type(layer).inner_loop(layer, sequences, initial_state, mask, training=training)
 
     return inner_loop
 
 
-def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
+def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask):
+    """Keras's RNN loop with the layer's cell stepped by `CellStepper`, the probe's zero
+    perturbations added to each monitored h, and each monitored h (and c, and the input of a
+    stacked cell) kept for the statistics."""
+    cell = layer.cell
+    if mask is not None and isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    seq = tf.convert_to_tensor(sequences)
+    structure = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    flat0 = [tf.convert_to_tensor(s) for s in tf.nest.flatten(structure)]
+    structure = tf.nest.pack_sequence_as(structure, flat0)
+    rank = len(seq.shape)
+    xs = tf.transpose(seq, [1, 0] + list(range(2, rank)))  # [T, B, ...]
+    n_steps = tf.shape(xs)[0]
+    batch = tf.shape(xs)[1]
+    masked = mask is not None
+    if masked:
+        m = tf.cast(mask, tf.bool)
+        if len(m.shape) == 3:
+            m = m[:, :, 0]
+        valid = tf.transpose(m, [1, 0])
+    else:
+        valid = tf.ones(tf.stack([n_steps, batch]), dtype=tf.bool)
+    if layer.go_backwards:
+        xs = tf.reverse(xs, [0])
+        valid = tf.reverse(valid, [0])
+
+    stepper = CellStepper(cell, structure)
+    slots = stepper.layout(xs[0], flat0)
+    first_path = leaf_cells(cell)[0][0]
+    out0 = {path: slot.out_template for path, slot in slots.items()}  # shape / dtype templates
+    by_path = {}
+    plans = []
+    for i, trace in enumerate(traces):
+        path = trace.info.cell_path
+        slot = slots.get(path)
+        if slot is None:
+            raise UnsupportedCell(f"its cell has no sub-cell at {path}")
+        trace.recurrent = slot.h is not None
+        trace.direct = slot.direct
+        template = flat0[slot.h] if trace.recurrent else out0[path]
+        spatial, first = spatial_shape(slot.cell, template)
+        trace.positions, trace.channels_first = positions(spatial), first
+        trace.dtype = template.dtype.name
+        keep_c = trace.info.kind == "lstm"
+        if keep_c and slot.count < 2:
+            raise UnsupportedCell(f"its LSTM-like cell at {path} carries {slot.count} state(s), not 2")
+        plans.append({
+            "slot": slot,
+            "template": template,
+            "eps": _zeros_steps(n_steps, batch, template),
+            "delta": _zeros_steps(n_steps, batch, out0[path]),
+            "keep_c": keep_c,
+            # a stock cell of a stack after the first: its input is the previous cell's output
+            "keep_x": trace.info.kind in ("lstm", "gru") and path != first_path,
+        })
+        by_path[path] = i
+    for plan in plans:
+        tape.watch(plan["eps"])
+        tape.watch(plan["delta"])
+
+    x_ta = tf.TensorArray(xs.dtype, size=n_steps).unstack(xs)
+    eps_tas = [tf.TensorArray(p["eps"].dtype, size=n_steps).unstack(p["eps"]) for p in plans]
+    delta_tas = [tf.TensorArray(p["delta"].dtype, size=n_steps).unstack(p["delta"]) for p in plans]
+    valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
+
+    def kept_ta(template):
+        return tf.TensorArray(template.dtype, size=n_steps, element_shape=template.shape)
+
+    keep_tas = []
+    for plan in plans:
+        slot = plan["slot"]
+        tas = {"h": kept_ta(plan["template"])}
+        if plan["keep_c"]:
+            tas["c"] = kept_ta(flat0[slot.first + 1])
+        keep_tas.append(tas)
+    out_template = out0[leaf_cells(cell)[-1][0]]
+    out_ta = tf.TensorArray(out_template.dtype, size=n_steps if layer.return_sequences else 1,
+                            element_shape=out_template.shape)
+    x_inputs = {}  # trace index -> the cell's input at every step (stacked cells after the first)
+    zero_output = bool(getattr(layer, "zero_output_for_mask", False))
+
+    def body(t, flat, prev_out, keep_tas, x_tas, out_ta):
+        x_t = x_ta.read(t)
+        kept = {}
+
+        def perturb(path, inputs, out, new_flat, first):
+            i = by_path.get(path)
+            if i is None:
+                return out, new_flat
+            plan = plans[i]
+            e_t, d_t = eps_tas[i].read(t), delta_tas[i].read(t)
+            values = {}
+            if traces[i].recurrent:
+                k = plan["slot"].local_h
+                values["h"] = new_flat[k]
+                h = new_flat[k] + e_t
+                new_flat[k] = h
+                out = (h if plan["slot"].direct else out) + d_t
+            else:  # only the output can be watched
+                values["h"] = out
+                out = out + e_t + d_t
+            if plan["keep_c"]:
+                values["c"] = new_flat[1]
+            if plan["keep_x"]:
+                values["x"] = inputs
+            kept[i] = values
+            return out, new_flat
+
+        out, new_flat = stepper.step(x_t, flat, perturb)
+        if masked:
+            m_t = valid_ta.read(t)
+            new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
+            out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
+        keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
+        x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
+        if layer.return_sequences:
+            out_ta = out_ta.write(t, out)
+        return t + 1, new_flat, out, keep_tas, x_tas, out_ta
+
+    for i, plan in enumerate(plans):
+        if plan["keep_x"]:
+            x_inputs[i] = kept_ta(plan["slot"].in_template)
+    _, flat_final, last_output, keep_tas, x_inputs, out_ta = tf.while_loop(
+        lambda t, *_: t < n_steps,
+        body,
+        (tf.constant(0), list(flat0), _zeros_steps(1, batch, out_template)[0], keep_tas, x_inputs, out_ta),
+        maximum_iterations=n_steps,
+    )
+    if not layer.return_sequences:
+        out_ta = out_ta.write(0, last_output)
+    stacked_out = out_ta.stack()
+    outputs = tf.transpose(stacked_out, [1, 0] + list(range(2, len(stacked_out.shape))))
+    for i, (trace, plan) in enumerate(zip(traces, plans)):
+        slot = plan["slot"]
+        trace.eps, trace.delta, trace.valid = plan["eps"], plan["delta"], valid
+        trace.final_h = flat_final[slot.h] if trace.recurrent else last_output
+        kept = {k: tf.stop_gradient(ta.stack()) for k, ta in keep_tas[i].items()}  # [T, B, ...]
+        x_seq = tf.stop_gradient(x_inputs[i].stack()) if i in x_inputs else tf.stop_gradient(xs)
+        h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
+        c0 = flat0[slot.first + 1] if plan["keep_c"] else None
+        trace.acc, trace.samples = _statistics(
+            trace, slot.cell, trace.info.kind, x_seq, tf.stop_gradient(h0),
+            None if c0 is None else tf.stop_gradient(c0), kept, valid, settings, masked,
+        )
+    final_states = tf.nest.pack_sequence_as(structure, list(flat_final))
+    return last_output, outputs, list(final_states)
+
+
+def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
     """Per-unit accumulators and text samples, vectorized over time in chunks (no gradients).
 
-    `kept` holds the cell's own new h (and c) per step, time-major. The state a step started
-    from is the carried one: the previous step's value where that step was valid, else the
-    state before it (keras keeps the state through masked steps).
+    `kept` holds the cell's own new h (and c) per step, time-major [T, B, ...]. The state a
+    step started from is the carried one: the previous step's value where that step was valid,
+    else the state before it (keras keeps the state through masked steps). Feature-map states
+    [T, B, ...spatial, filters] are reduced as rows: every (sequence, position) is one row, so
+    unit statistics are per filter over every valid position; text samples are the spatial
+    mean per filter.
     """
-    h_raw = kept[0]
-    units = int(h_raw.shape[-1])
-    # Carried states (what the next step starts from), then shifted by one step.
+    first = trace.channels_first
+    n_pos = trace.positions
+    h_raw = kept["h"]
+    rows = lambda v: to_rows(v, first)  # noqa: E731 - [t, B, ...] -> [t, B * positions, U]
+    units = int(rows(h_raw).shape[-1])
+
     def carried(raw, init):
         if not masked:
             return raw
 
         def step(prev, elems):
             value, m = elems
-            return tf.where(m[:, None], value, prev)
+            return tf.where(_bcast(m, value), value, prev)
 
         return tf.scan(step, (raw, valid), initializer=init)
 
     if kind in ("lstm", "gru"):
-        h_car = carried(h_raw, states0[0])
-        h_prev = tf.concat([states0[0][None], h_car[:-1]], axis=0)
+        h_car = carried(h_raw, h0)
+        h_prev = tf.concat([h0[None], h_car[:-1]], axis=0)
     if kind == "lstm":
-        c_car = carried(kept[1], states0[1])
-        c_prev = tf.concat([states0[1][None], c_car[:-1]], axis=0)
+        c_car = carried(kept["c"], c0)
+        c_prev = tf.concat([c0[None], c_car[:-1]], axis=0)
+    valid_rows = tf.repeat(valid, n_pos, axis=1) if n_pos > 1 else valid
 
     names = STATE_NAMES[kind]
     sigmoid_gates = SIGMOID_GATES.get(kind, ())
@@ -251,7 +357,7 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
     if settings.h_samples:
         sample_rows["h"] = settings.h_samples
     batch_static = h_raw.shape[1]
-    width = units * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
+    width = units * n_pos * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
     chunk = max(1, CHUNK_ELEMENTS // max(1, (batch_static or 64) * width))
     n_steps = tf.shape(h_raw)[0]
     n_chunks = (n_steps + chunk - 1) // chunk
@@ -259,44 +365,39 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
     # batch: the check is about the formulas matching the cell, which does not depend on b.
     check_rows = max(CHECK_ROWS, n_samples)
 
+    def sample(values, n_rows):
+        """The first `n_rows` sequences of a rows-layout block [t, N, U] (spatial mean per filter)."""
+        if n_pos == 1:
+            return values[:, :n_rows]
+        shape = tf.shape(values)
+        per_seq = tf.reshape(values, tf.stack([shape[0], -1, n_pos, units]))
+        return tf.reduce_mean(per_seq, axis=2)[:, :n_rows]
+
     def chunk_stats(lo, hi):
         """Partial accumulators and sample slices of steps [lo, hi)."""
         acc = {}
         samples = {}
-        vm = valid[lo:hi][:, :, None]  # [t, B, 1]
-        obs = {"h": tf.cast(h_raw[lo:hi], tf.float32)}
+        vm = valid_rows[lo:hi][:, :, None]  # [t, N, 1]
+        h_rows = rows(h_raw[lo:hi])
+        obs = {"h": tf.cast(h_rows, tf.float32)}
         tanh_c = None
+        r = check_rows
         if kind == "lstm":
-            x2 = xs[lo:hi]
-            z = tf.einsum("tbd,du->tbu", x2, tf.convert_to_tensor(cell.kernel)) + tf.einsum(
-                "tbd,du->tbu", h_prev[lo:hi], tf.convert_to_tensor(cell.recurrent_kernel)
-            )
-            if cell.use_bias:
-                z = z + cell.bias
-            # One sigmoid over all four blocks (the c~ block of it is unused): fewer, larger ops.
-            sig = cell.recurrent_activation(z)
-            gates = {
-                "i": sig[..., :units],
-                "f": sig[..., units : 2 * units],
-                "g": cell.activation(z[..., 2 * units : 3 * units]),
-                "o": sig[..., 3 * units :],
-            }
-            fused = tf.cast(sig, tf.float32)
-            c_raw = kept[1][lo:hi]
-            c_rec = gates["f"] * c_prev[lo:hi] + gates["i"] * gates["g"]
-            tanh_c = cell.activation(c_rec)
+            z = lstm_preactivations(cell, xs[lo:hi], h_prev[lo:hi])
+            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(c_prev[lo:hi]))
+            fused = sig
+            c_raw = rows(kept["c"][lo:hi])
             h_rec = gates["o"] * tanh_c
             obs["c"] = tf.cast(c_raw, tf.float32)
-            r = check_rows
             recon = tf.maximum(
-                _masked_max_diff(h_rec[:, :r], h_raw[lo:hi][:, :r], vm[:, :r]),
-                _masked_max_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
+                _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r]),
+                _masked_rel_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
             )
-            obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
+            obs.update(gates)
         elif kind == "gru":
-            gates, h_rec = _gates_gru_seq(cell, xs[lo:hi], h_prev[lo:hi])
-            recon = _masked_max_diff(h_rec[:, :check_rows], h_raw[lo:hi][:, :check_rows], vm[:, :check_rows])
-            obs.update({k: tf.cast(v, tf.float32) for k, v in gates.items()})
+            gates, h_rec = gru_block(cell, xs[lo:hi], h_prev[lo:hi])
+            recon = _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r])
+            obs.update(gates)
         else:
             recon = tf.constant(0.0, tf.float32)
         acc["recon"] = recon
@@ -321,7 +422,7 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
         if kind == "lstm":
             c = tf.where(vm, obs["c"], tf.zeros_like(obs["c"])) if masked else obs["c"]
             _max(acc, "c_max_abs", tf.reduce_max(tf.abs(c), axis=[0, 1]))
-            tanh_out = tf.abs(tf.cast(tanh_c, tf.float32)) if trace.tanh_output else None
+            tanh_out = tf.abs(tanh_c) if trace.tanh_output else None
         else:
             tanh_out = tf.abs(h) if trace.tanh_output else None
         if tanh_out is not None:
@@ -332,8 +433,8 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
             g = obs[gate]
             _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
             _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
-        for name, rows in sample_rows.items():
-            samples[name] = obs[name][:, :rows]
+        for name, n_rows in sample_rows.items():
+            samples[name] = sample(obs[name], n_rows)
         return acc, samples
 
     # Chunks run one after the other (parallel_iterations=1) so that only one chunk's
@@ -362,7 +463,7 @@ def _statistics(trace, cell, kind, xs, states0, kept, valid, settings, masked):
         lambda i, *_: i < n_chunks, body, (tf.constant(0), init, sample_tas), parallel_iterations=1
     )
     acc = dict(acc)
-    acc["n_valid"] = tf.reduce_sum(tf.cast(valid, tf.float64))
+    acc["n_valid"] = tf.reduce_sum(tf.cast(valid_rows, tf.float64))
     samples = {name: tf.transpose(ta.concat(), [1, 0, 2]) for name, ta in tas.items()}  # [S, T, U]
     return acc, samples
 
@@ -414,35 +515,29 @@ def _max(acc, key, value):
     acc[key] = tf.maximum(acc[key], value) if key in acc else value
 
 
-def _masked_max_diff(a, b, vm):
-    d = tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32))
+def _masked_rel_diff(rebuilt, own, vm):
+    """Largest |rebuilt - own| / max(1, |own|) at valid positions (finite values only): the
+    rebuilt gates' error, relative for large states (an LSTM's c is unbounded)."""
+    own = tf.cast(own, tf.float32)
+    d = tf.abs(tf.cast(rebuilt, tf.float32) - own) / tf.maximum(1.0, tf.abs(own))
     d = tf.where(tf.logical_and(vm, tf.math.is_finite(d)), d, tf.zeros_like(d))
     return tf.reduce_max(d)
 
 
-def _gates_gru_seq(cell, x, h_prev):
-    """GRU gates for a whole [t, B, .] block (same math as `gates.gru_gates`)."""
-    shape = tf.shape(x)
-    t, b = shape[0], shape[1]
-    x2 = tf.reshape(x, tf.stack([t * b, tf.shape(x)[-1]]))
-    h2 = tf.reshape(h_prev, tf.stack([t * b, tf.shape(h_prev)[-1]]))
-    gates, h = gru_gates(cell, x2, h2)
-    units = int(h_prev.shape[-1])
-    back = lambda v: tf.reshape(v, tf.stack([t, b, units]))  # noqa: E731
-    return {k: back(v) for k, v in gates.items()}, back(h)
-
-
 @contextlib.contextmanager
 def patched(traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSettings):
-    """Give each monitored layer the step-by-step inner loop; restore the real one afterwards."""
+    """Give each monitored layer the step-by-step inner loop (one per keras layer, serving all
+    of its monitored recurrences); restore the real one afterwards."""
     saved = []
     routes = contextlib.ExitStack()  # tf.keras 2 layers: their backend.rnn call goes to the loop
+    groups: dict = {}
+    for trace in traces:
+        groups.setdefault(id(trace.info.layer), (trace.info.layer, []))[1].append(trace)
     try:
-        for trace in traces:
-            layer = trace.info.layer
+        for layer, group in groups.values():
             had_own = "inner_loop" in layer.__dict__
             saved.append((layer, had_own, layer.__dict__.get("inner_loop")))
-            loop = _make_inner_loop(trace, tape, settings)
+            loop = _make_inner_loop(layer, group, tape, settings)
             object.__setattr__(layer, "inner_loop", loop)
             routes.enter_context(backend.legacy_rnn_route(layer, loop))
         yield
@@ -456,16 +551,6 @@ def patched(traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSett
                     object.__delattr__(layer, "inner_loop")
                 except AttributeError:
                     pass
-
-
-def _custom_state_is_output(info: RNNLayerInfo) -> bool:
-    """For a custom cell, whether its output is its first state (so eps can enter the recurrence)."""
-    cell = info.cell
-    size = getattr(cell, "state_size", None)
-    first = size[0] if isinstance(size, (list, tuple)) else size
-    # As Keras's RNN layer: a cell without `output_size` outputs its first state's size.
-    out = getattr(cell, "output_size", None)
-    return first is not None and (out is None or first == out)
 
 
 @contextlib.contextmanager
@@ -515,6 +600,7 @@ class Unroller:
         self.settings = ProbeSettings(thresholds, text_samples, h_samples)
         self.gradients = gradients
         self.traces_count = 0
+        self.refusals: dict[str, str] = {}  # layer name -> why the probe could not step it
         # A partial (no __code__): TensorFlow's "frequent retracing" warning counts calls per
         # code object, so one function per monitor would add up across monitors in a process.
         self._fn = tf.function(functools.partial(Unroller._probe, self), reduce_retracing=True)
@@ -530,22 +616,22 @@ class Unroller:
     def _probe(self, x, y, sample_weight):
         self.traces_count += 1
         traces = [_Trace(info) for info in self.infos]
-        for trace in traces:
-            if trace.info.kind == "custom":
-                trace.direct_state = _custom_state_is_output(trace.info)
         # Not persistent: a persistent tape makes every intermediate of the loops outlive the
         # pass (+1.8 GB for one LSTM 512 at T = 250, against +0.3 GB for a training step).
         with tf.GradientTape() as tape:
             with patched(traces, tape, self.settings):
                 y_pred = self.model(x, training=False)
                 loss = self._loss(x, y, y_pred, sample_weight) if self.gradients else None
-        results = {}
-        missing = [t.info.name for t in traces if t.eps is None]
+        missing = [t.info.name for t in traces if t.called == 0]
         if missing:
             raise RuntimeError(
                 f"the probe did not reach layers {missing} (called outside the model's forward "
                 "pass?); they cannot be probed"
             )
+        # Said by the caller (rnn_monitor.probe.monitor), once: the trace is reused every epoch.
+        self.refusals = {t.info.name: t.refused for t in traces if t.refused is not None}
+        traces = [t for t in traces if t.refused is None]
+        results = {}
         grads = None
         if self.gradients:
             sources = [t.eps for t in traces] + [t.delta for t in traces]
@@ -570,34 +656,35 @@ class Unroller:
             }
             if grads is not None:
                 validf = tf.cast(valid, tf.float32)
-                d_eps = tf.cast(grads[i], tf.float32)  # [T, B, U]
-                d_out = tf.cast(grads[n + i], tf.float32)
                 vcol = valid[:, :, None]
+                # [T, B, positions, U]: feature maps have one row per spatial position
+                d_eps = _per_position(tf.cast(grads[i], tf.float32), trace)
+                d_out = _per_position(tf.cast(grads[n + i], tf.float32), trace)
                 # At masked steps both gradients are exactly 0 (the step's eps / delta never
                 # reach the output: keras's `where` keeps the previous state), so plain sums
                 # over b are sums over the valid sequences.
-                res["grad_abs_sum"] = tf.reduce_sum(tf.abs(d_eps), axis=1)  # [T, U]
-                res["out_abs_sum"] = tf.reduce_sum(tf.abs(d_out), axis=1)
-                res["grad_norm_sum"] = tf.reduce_sum(tf.norm(d_eps, axis=-1), axis=1)
+                res["grad_abs_sum"] = tf.reduce_sum(tf.abs(d_eps), axis=[1, 2])  # [T, U]
+                res["out_abs_sum"] = tf.reduce_sum(tf.abs(d_out), axis=[1, 2])
+                res["grad_norm_sum"] = tf.reduce_sum(tf.norm(d_eps, axis=[2, 3]), axis=1)
                 res["count_t"] = tf.reduce_sum(validf, axis=1)  # [T]
                 res["grad_nonfinite"] = tf.reduce_sum(
-                    tf.cast(tf.logical_and(vcol, tf.logical_not(tf.math.is_finite(d_eps))), tf.float32)
+                    tf.cast(tf.logical_and(vcol[..., None], tf.logical_not(tf.math.is_finite(d_eps))), tf.float32)
                 )
                 # Temporal flow: v = dL/dh at each sequence's last valid step (processing order).
                 n_steps = tf.shape(valid)[0]
                 rev_first = tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
                 last = n_steps - 1 - rev_first  # [B]
-                d_eps_b = tf.transpose(grads[i], [1, 0, 2])  # [B, T, U]
-                v = tf.stop_gradient(tf.gather(d_eps_b, last, axis=1, batch_dims=1))  # [B, U]
+                d_eps_b = tf.transpose(grads[i], [1, 0] + list(range(2, grads[i].shape.rank)))  # [B, T, ...]
+                v = tf.stop_gradient(tf.gather(d_eps_b, last, axis=1, batch_dims=1))  # [B, ...]
                 # The flow's backward uses graph gradients (we are inside tf.function), so the
                 # tape need not be persistent.
                 flow = None
-                if self.flow:
+                if self.flow and trace.recurrent:
                     flow = tf.gradients(trace.final_h, trace.eps, grad_ys=v)[0]
                 if flow is None:
                     flow = tf.zeros_like(trace.eps)
-                res["flow_norm"] = tf.transpose(tf.norm(tf.cast(flow, tf.float32), axis=-1), [1, 0])  # [B, T]
-                res["v_norm"] = tf.norm(tf.cast(v, tf.float32), axis=-1)
+                res["flow_norm"] = tf.transpose(tf.norm(_per_position(tf.cast(flow, tf.float32), trace), axis=[2, 3]), [1, 0])  # [B, T]
+                res["v_norm"] = tf.norm(tf.reshape(tf.cast(v, tf.float32), tf.stack([tf.shape(v)[0], -1])), axis=-1)
                 wg = grads[offset : offset + len(weights[i])]
                 offset += len(weights[i])
                 sq = tf.constant(0.0, tf.float64)
@@ -614,7 +701,10 @@ class Unroller:
         if loss is not None:
             results["__loss__"] = tf.cast(loss, tf.float32)
         results["__static__"] = {
-            t.info.name: tf.constant([float(t.h_bounded), float(t.tanh_output), float(t.direct_state)])
+            t.info.name: tf.constant(
+                [float(t.h_bounded), float(t.tanh_output), float(t.direct), float(t.recurrent),
+                 float(t.positions), float(np.finfo(t.dtype).eps)]
+            )
             for t in traces
         }
         return results
@@ -629,6 +719,7 @@ class Unroller:
             if getattr(info.layer, "stateful", False) and getattr(info.layer, "states", None) is not None
             for v in tf.nest.flatten(info.layer.states)
         ]
+        state_vars = list({id(v): v for v in state_vars}.values())  # a stack's cells share the layer
         saved = [v.numpy() for v in state_vars]
         try:
             with _without_arithmetic_optimizer():
@@ -637,3 +728,10 @@ class Unroller:
             for var, value in zip(state_vars, saved):
                 var.assign(value)
         return tf.nest.map_structure(lambda t: t.numpy(), out)
+
+
+def _per_position(values, trace):
+    """[T, B, ...] -> [T, B, positions, U] (feature maps: one row per spatial position)."""
+    rows = to_rows(values, trace.channels_first)  # [T, B * positions, U]
+    shape = tf.shape(rows)
+    return tf.reshape(rows, tf.stack([shape[0], -1, trace.positions, shape[2]]))

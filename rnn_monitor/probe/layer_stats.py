@@ -4,6 +4,7 @@ numpy statistics themselves are in `rnn_monitor.stats`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -13,7 +14,15 @@ from rnn_monitor.record import EpochRecord, NonFinite
 from rnn_monitor.stats import gradients as gstats
 from rnn_monitor.stats import units as ustats
 
-RECON_TOLERANCE = 1e-5
+RECON_TOLERANCE = 1e-5  # in float32; other dtypes: `recon_tolerance`
+RECON_ULPS = 8  # the float16 / bfloat16 tolerance in units of the dtype's machine epsilon
+
+
+def recon_tolerance(dtype_eps: float) -> float:
+    """How far the gates rebuilt in float32 may be from the cell's own h and c (relative to
+    max(1, |value|)): 1e-5 in float32, 8 machine epsilons of the layer's dtype when that is
+    coarser (mixed_float16: 7.8e-3; the cell itself rounds every op to float16)."""
+    return max(RECON_TOLERANCE, RECON_ULPS * float(dtype_eps))
 
 GATES_OF = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "hh"), "simple": (), "custom": ()}
 SIGMOID_OF = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
@@ -26,15 +35,23 @@ def state_names(info: RNNLayerInfo) -> tuple:
 
 
 def layer_stats(
-    info: RNNLayerInfo, res: dict, record: EpochRecord, h_bounded: bool, direct: bool, *,
+    info: RNNLayerInfo, res: dict, record: EpochRecord, static: Any, *,
     thresholds: Any, units: Optional[Sequence[int]], text_samples: int, gradients: bool,
-    say_once: Callable[..., None],
+    say_once: Callable[..., None], refuse: Optional[Callable[..., None]] = None,
 ) -> dict:
     """One layer's unroll results -> the statistics of DESIGN.md, in input order.
 
+    `static` is what the trace found about the cell (`rnn_monitor.model.unroll`): whether h is
+    bounded, is a tanh output, is the cell's output (direct), is a state (recurrent), how many
+    spatial positions each sequence has and the machine epsilon of the cell's dtype.
     Fills `record` (ratios, gate saturation, gradient norm and horizon, non-finite counts) and
-    returns what is written: G, O, g, F, the kept activations and the unit findings.
+    returns what is written: G, O, g, F, the kept activations and the unit findings. What cannot
+    be measured for this layer is said through `refuse` (a warning once, or an error with
+    raise_errors; default `say_once`).
     """
+    refuse = refuse or say_once
+    h_bounded, _tanh_output, direct, recurrent = (bool(v) for v in static[:4])
+    n_pos, dtype_eps = int(static[4]), float(static[5])
     th = thresholds
     name = info.name
     backward = info.direction == "backward"
@@ -44,15 +61,18 @@ def layer_stats(
 
     gates_ok = True
     recon = float(acc["recon"])
-    if GATES_OF[info.kind] and not (np.isfinite(recon) and recon <= RECON_TOLERANCE):
+    tolerance = recon_tolerance(dtype_eps)
+    if GATES_OF[info.kind] and not (np.isfinite(recon) and recon <= tolerance):
         gates_ok = False
-        say_once(
+        refuse(
             f"recon:{name}",
             "rnn_monitor: layer %r: the gate activations rebuilt from the weights differ from "
-            "the cell's own output by %.3g (> %g), so its gates are not reported",
+            "the cell's own output by %.3g (relative, > %g), so its gates are not reported "
+            "(h%s, unit health, gradients and weights still are)",
             name,
             recon,
-            RECON_TOLERANCE,
+            tolerance,
+            ", c" if info.kind == "lstm" else "",
         )
     out["gates_ok"] = gates_ok
 
@@ -106,23 +126,35 @@ def layer_stats(
     out["activations"] = acts
 
     if gradients and "grad_abs_sum" in res:
-        if not direct:
-            say_once(
+        if not recurrent:
+            refuse(
                 f"direct:{name}",
-                "rnn_monitor: layer %r: its cell's output is not its first state, so the "
-                "gradient through the recurrence cannot be isolated; only output gradients "
-                "are reported for it",
+                "rnn_monitor: layer %r: its cell's output is none of its states and no state has "
+                "the output's shape, so dL/dh_t through the recurrence, its norm and the temporal "
+                "flow are not computed; output gradients dL/d(out_t), activations of the output, "
+                "unit health and weights are",
                 name,
             )
+        elif not direct:
+            say_once(
+                f"state:{name}",
+                "rnn_monitor: layer %r: its cell's output is none of its states, so h is the first "
+                "state with the output's shape: dL/dh_t is the gradient that reaches that state "
+                "from the later steps, output gradients are dL/d(out_t) of the output itself",
+                name,
+                level=logging.INFO,
+            )
         count = res["count_t"]
-        G = gstats.to_input_order(gstats.timestep_gradients(res["grad_abs_sum"], count), backward)
-        O = gstats.to_input_order(gstats.timestep_gradients(res["out_abs_sum"], count), backward)
+        # Feature maps: G and O average over sequences and spatial positions, g and F take the
+        # norm of the whole map of each sequence.
+        G = gstats.to_input_order(gstats.timestep_gradients(res["grad_abs_sum"], count * n_pos), backward)
+        O = gstats.to_input_order(gstats.timestep_gradients(res["out_abs_sum"], count * n_pos), backward)
         g = gstats.to_input_order(gstats.timestep_grad_norm(res["grad_norm_sum"], count), backward)
         F = gstats.temporal_flow(res["flow_norm"], res["v_norm"], valid)
         horizon = gstats.grad_horizon(F, th.flow_floor)
-        out.update(G=G if direct else None, O=O, g=g if direct else None, F=F if direct else None)
+        out.update(G=G if recurrent else None, O=O, g=g if recurrent else None, F=F if recurrent else None)
         record.set_scalar(name, "grad_norm", float(res["weight_grad_norm"]))
-        if direct:
+        if recurrent:
             record.set_scalar(name, "grad_horizon", horizon)
             record.set_array(name, "temporal_flow", F)
         record.set_array(name, "timesteps", np.array(gstats.valid_timesteps(valid)))

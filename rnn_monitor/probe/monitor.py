@@ -52,6 +52,10 @@ DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
 MAX_VOCAB_LABELS = 5000  # token names kept in the manifest for the average-input axis
 
 
+class ProbeRefusedError(ValueError):
+    """The probe cannot step a monitored layer (raised instead of a warning with raise_errors)."""
+
+
 class ProbeMonitor:
     """Probe measurements for the monitored layers (constructed by `RNNMonitor._make_probe`)."""
 
@@ -70,8 +74,10 @@ class ProbeMonitor:
         units: Optional[Sequence[int]] = None,
         images: bool = True,
         max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES,
+        raise_errors: bool = False,
     ) -> None:
         self.model = model
+        self.raise_errors = raise_errors
         self.infos = list(infos)
         self.probe_data = probe_data
         self.writer = writer
@@ -206,20 +212,38 @@ class ProbeMonitor:
             self.start()
         return self._unroller.run(self.x, self.y, self.sample_weight)
 
+    def _cannot(self, key: str, message: str, *args: Any) -> None:
+        """Something this layer cannot have measured: a warning once, an error with raise_errors."""
+        if self.raise_errors:
+            raise ProbeRefusedError(message % args)
+        self._say_once(key, message, *args)
+
+    def _refuse(self, refusals: dict) -> None:
+        """Say once per layer why the probe does not step it (an error with raise_errors)."""
+        for name, why in refusals.items():
+            message = (
+                f"rnn_monitor: layer {name!r} is not probed: {why}. Its weights are still "
+                "monitored (per-gate norms, update ratios, histograms) and the other layers are "
+                "probed; gradients through time, activations and unit health are off for it"
+            )
+            self._cannot(f"refused:{name}", "%s", message)
+
     def log_epoch(self, epoch: int, record: EpochRecord) -> None:
         began = time.perf_counter()
         raw = self.run()
         statics = raw.pop("__static__")
         raw.pop("__loss__", None)
+        self._refuse(self._unroller.refusals)
         essentials: list = []
         optional: list = []  # (priority, size, writer call, label)
         results = {}
         for info in self.infos:
-            h_bounded, _tanh_output, direct = (bool(v) for v in statics[info.name])
+            if info.name not in raw:
+                continue  # refused above
             out = layer_stats(
-                info, raw[info.name], record, h_bounded, direct, thresholds=self.thresholds,
+                info, raw[info.name], record, statics[info.name], thresholds=self.thresholds,
                 units=self.units, text_samples=self.text_samples, gradients=self.gradients,
-                say_once=self._say_once,
+                say_once=self._say_once, refuse=self._cannot,
             )
             results[info.name] = out
             queue_writes(info, out, essentials, optional, with_image=self.images)

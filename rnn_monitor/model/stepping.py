@@ -1,0 +1,135 @@
+"""Step a Keras recurrent cell by hand, one time step at a time: the layer's own cell, or each
+cell of a `StackedRNNCells` in turn, so that the probe can touch the state of every (sub-)cell
+between two steps.
+
+What a cell carries is read from what it returns, not from its attributes. Its states are
+flattened (any `state_size`: an int, a list, nested lists; vectors [B, units] or feature maps
+[B, ..., filters]), and the state the probe calls h is, in this order:
+
+* the state that the cell also returns as its output (the very same tensor: LSTMCell, GRUCell,
+  SimpleRNNCell, ConvLSTMCell, Keras's own ``return output, [output]`` example). h_t is then both
+  the output at t and what step t+1 starts from ("direct");
+* else the first state with the output's shape (a cell that computes its output beside its
+  states): h_t is what step t+1 starts from, the output at t is a separate tensor;
+* else none: the probe can only watch the output (`Slot.h` is None).
+
+`CellStepper.layout` finds this with one dry step on the first input; `CellStepper.step` runs
+one step and lets a hook rewrite each (sub-)cell's output and new states as they come out (the
+probe adds its zero perturbations there). Cells are called as Keras's RNN layer and
+`StackedRNNCells` call them (``cell(inputs, states, training=...)``), so any cell that Keras
+can run can be stepped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import tensorflow as tf
+
+from rnn_monitor.model.anatomy import leaf_cells
+from rnn_monitor.model.backend import cell_call_kwargs, is_a
+
+
+class UnsupportedCell(ValueError):
+    """The cell returns something the probe cannot step (said to the user as the reason)."""
+
+
+@dataclasses.dataclass
+class Slot:
+    """Where one (sub-)cell's states sit in the layer's flat state list, and which is h."""
+
+    path: tuple[int, ...]  # () for the layer's cell; (i,) for cell i of a StackedRNNCells
+    cell: Any
+    first: int  # index of the cell's first state in the layer's flat state list
+    count: int  # how many flat states the cell carries
+    h: Optional[int]  # flat index (layer-wide) of the state called h; None: only the output
+    direct: bool  # h is the output itself
+    out_template: Any = dataclasses.field(repr=False, default=None)  # dry step's output
+    in_template: Any = dataclasses.field(repr=False, default=None)  # dry step's input
+
+    @property
+    def local_h(self) -> Optional[int]:
+        """Index of h among the cell's own states."""
+        return None if self.h is None else self.h - self.first
+
+
+# hook(slot_path, inputs, output, new_flat_states, first_index) -> (output, new_flat_states)
+Hook = Callable[[tuple, Any, Any, list, int], tuple]
+
+
+def is_stacked(cell: Any) -> bool:
+    return is_a(cell, "StackedRNNCells")
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    sa, sb = a.shape, b.shape
+    if sa.rank is None or sb.rank is None or sa.rank != sb.rank:
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(sa.as_list()[1:], sb.as_list()[1:]))
+
+
+class CellStepper:
+    """One step of a layer's cell on flat states; `structure` is the layer's initial state as
+    Keras passes it to ``inner_loop`` (a list, nested for stacked cells and nested state sizes)."""
+
+    def __init__(self, cell: Any, structure: Sequence[Any]) -> None:
+        self.cell = cell
+        self.structure = list(structure)
+        self.slots: dict[tuple, Slot] = {}
+
+    def layout(self, x0: Any, flat0: Sequence[Any]) -> dict[tuple, Slot]:
+        """One dry step on the first input: which state of every (sub-)cell is h."""
+
+        def find(path, inputs, out, new_flat, first):
+            index = next((j for j, s in enumerate(new_flat) if s is out), None)
+            direct = index is not None
+            if index is None:
+                index = next((j for j, s in enumerate(new_flat) if _same_shape(s, out)), None)
+            cell = dict(leaf_cells(self.cell)).get(path)
+            self.slots[path] = Slot(
+                path=path, cell=cell, first=first, count=len(new_flat),
+                h=None if index is None else first + index, direct=direct,
+                out_template=out, in_template=inputs,
+            )
+            return out, new_flat
+
+        self.step(x0, flat0, find)
+        return self.slots
+
+    def step(self, x_t: Any, flat_states: Sequence[Any], hook: Optional[Hook] = None) -> tuple[Any, list]:
+        """``(output, new flat states)`` of one step; `hook` sees every (sub-)cell's results."""
+        states = tf.nest.pack_sequence_as(self.structure, list(flat_states))
+        out, new_flat = self._run(self.cell, (), x_t, states, 0, hook)
+        return out, new_flat
+
+    def _run(self, cell, path, inputs, states, first, hook):
+        if is_stacked(cell):
+            if len(states) != len(cell.cells):
+                raise UnsupportedCell(
+                    f"its StackedRNNCells has {len(cell.cells)} cells but {len(states)} state groups"
+                )
+            new_flat: list = []
+            for i, (sub, sub_states) in enumerate(zip(cell.cells, states)):
+                inputs, sub_new = self._run(sub, path + (i,), inputs, sub_states, first + len(new_flat), hook)
+                new_flat.extend(sub_new)
+            return inputs, new_flat
+        n_states = len(tf.nest.flatten(states))
+        # As Keras: the layer's cell gets a tuple of its states (backend.rnn), a cell of a stack
+        # gets a list (StackedRNNCells.call).
+        if not path:
+            arg = tuple(states)
+        else:
+            arg = list(states) if tf.nest.is_nested(states) else [states]
+        out, new = cell(inputs, arg, **cell_call_kwargs(cell))
+        if tf.nest.is_nested(out):
+            raise UnsupportedCell(f"its cell ({type(cell).__name__}) returns a nested output")
+        new_flat = tf.nest.flatten(new)
+        if len(new_flat) != n_states:
+            raise UnsupportedCell(
+                f"its cell ({type(cell).__name__}) takes {n_states} state tensors but returns "
+                f"{len(new_flat)}"
+            )
+        if hook is not None:
+            out, new_flat = hook(path, inputs, out, list(new_flat), first)
+        return out, list(new_flat)
