@@ -280,10 +280,8 @@ def _layer_conditions(layer: str, scalars: dict, arrays: dict, learning: Learnin
     mid = flow_at_half(flow, T) if flow is not None and T is not None else float("nan")
     horizon = scalars.get("grad_horizon")
     if _finite(mid) and T is not None and not blown and not is_dead and not saturated_alert:
-        reach = (f"the gradient reaching {int(T) // 2} of {T:g} steps back is {mid:.1e} of its size at the "
-                 f"last step")
-        if _finite(horizon):
-            reach += f" (horizon {horizon:g} steps)"
+        reach = f"only {mid:.1e} of the gradient at the last step reaches {int(T) // 2} of {T:g} steps back"
+        reach += f" (F[{int(T) // 2}]" + (f"; horizon {horizon:g} steps)" if _finite(horizon) else ")")
         need = max(th.horizon_min, th.horizon_fraction * T)
         if mid < th.vanishing_flow and learning.unlearned:
             out.append(Condition(layer, VANISHING, "flow_mid", mid, th.vanishing_flow,
