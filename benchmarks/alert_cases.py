@@ -593,8 +593,8 @@ CASES: list[Case] = [
     Case("lstm_output_shut", "forecasting (LSTM, T=40)", "dead", "report",
          "output-gate bias -30: h = 0", lstm_output_shut, "bias 0", reduced=True),
     # saturated
-    Case("tanh_unscaled", "forecasting (SimpleRNN, T=40)", "saturated", "tune",
-         "inputs 100x their scale", tanh_unscaled, "unit-scale inputs"),
+    Case("tanh_unscaled", "sequence classifier (SimpleRNN, T=41)", "saturated", "tune",
+         "+-1 inputs scaled by 100", tanh_unscaled, "unscaled inputs", reduced=True),
     Case("gru_unscaled", "sequence classifier (GRU, T=41)", "saturated", "report",
          "+-1 inputs scaled by 200", gru_unscaled, "unscaled inputs"),
 ]
