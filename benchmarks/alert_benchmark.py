@@ -305,16 +305,25 @@ def table_text(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(row: dict, kinds: dict, ok: bool) -> str:
+    if ok:
+        return ""
+    if row["label"] == "healthy":
+        return " **(false alarm)**"
+    return " (other kind)" if kinds else " (miss)"
+
+
 def table_markdown(rows: list[dict]) -> str:
     lines = [
-        "| case | split | label | what it is | our alerts (first epoch) | SageMaker-style alerts | findings | verified |",
+        "| case | split | label | what it is | our alerts (first epoch) | SageMaker-style alerts | findings | label verified by |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ours = _kinds_text(r["ours"]) + ("" if r["ours_ok"] else " **(miss)**" if r["label"] != "healthy" else " **(false alarm)**")
-        sm = _kinds_text(r["sagemaker"]) + ("" if r["sagemaker_ok"] else " (miss)" if r["label"] != "healthy" else " (false alarm)")
-        lines.append(f"| `{r['name']}` | {r['split']} | {r['label']} | {r['family']}: {r['summary']} | {ours} | {sm} | "
-                     f"{_kinds_text(r['findings'])} | {r['evidence']} |")
+        cells = [f"`{r['name']}`", r["split"], r["label"], f"{r['family']}: {r['summary']}",
+                 _kinds_text(r["ours"]) + _verdict(r, r["ours"], r["ours_ok"]),
+                 _kinds_text(r["sagemaker"]) + _verdict(r, r["sagemaker"], r["sagemaker_ok"]),
+                 _kinds_text(r["findings"]), r["evidence"] if r["verified"] else f"NOT VERIFIED: {r['evidence']}"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
