@@ -91,6 +91,9 @@ HEALTH_SCALARS = (
     "saturated_ratio",
     "grad_norm",
     "grad_horizon",
+)
+# Per layer, with probe labels: what the alert rules read beyond the health scalars.
+RULE_SCALARS = (
     "flow_mid",  # F at k = T // 2: the level the vanishing rule reads
     "grad_ratio",  # g at the first processed step / g at the last one
 )

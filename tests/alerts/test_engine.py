@@ -173,3 +173,11 @@ def test_alerts_findings_and_run_scalars_survive_the_real_writer_and_reader(tmp_
     epochs, flag = run.scalar("rnn", "finding/exploding_units")
     assert list(flag) == [0.0, 1.0, 1.0]
     assert RUN not in run.layers
+
+
+def test_rnn_monitor_rejects_an_unknown_stop_on_kind_before_training():
+    from rnn_monitor import RNNMonitor
+
+    with pytest.raises(ValueError, match="known alert kinds"):
+        RNNMonitor("unused_dir", stop_on=("nonfinite", "nan"))
+    assert RNNMonitor("unused_dir", stop_on="exploding").stop_on == ("exploding",)

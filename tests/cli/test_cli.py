@@ -203,3 +203,20 @@ def test_check_ignore(runs, capsys):
     assert code == 0 and "OK: no alerts" in out
     code, _, err = run_main(capsys, "check", "--ignore", "typo", str(runs))
     assert code == 2 and "unknown alert kind" in err
+
+
+def test_findings_are_reported_but_never_fail_the_check(tmp_path, capsys):
+    # a short reach while the loss falls: a finding, not an alert
+    log_dir = write_run(str(tmp_path / "short"), [3, 2, 2], learning=True)
+    code, out, _ = run_main(capsys, "check", log_dir)
+    assert code == 0 and "OK: no alerts in 1 run(s)" in out
+    code, out, _ = run_main(capsys, "report", "--color", "never", log_dir)
+    flat = " ".join(out.split())
+    assert code == 0 and "no alerts" in flat and "1 finding(s) (not alerts):" in flat
+    assert "epoch 0: short gradient reach in simple_rnn (finding)" in flat
+    code, out, _ = run_main(capsys, "report", "--json", log_dir)
+    (run,) = json.loads(out)["runs"]
+    assert run["alerts"] == [] and [f["kind"] for f in run["findings"]] == ["short_memory"]
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    assert "Only alerts count: findings" in " ".join(capsys.readouterr().out.split())
