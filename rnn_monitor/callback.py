@@ -19,6 +19,7 @@ import keras
 
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
+from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
 from rnn_monitor.distribute import is_chief
 from rnn_monitor.record import EpochRecord
@@ -56,7 +57,8 @@ class RNNMonitor(keras.callbacks.Callback):
         thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
         alerts: run the alert rules.
         on_alert: called with each new alert record.
-        stop_on: alert kinds that stop training (e.g. ``("nonfinite", "exploding")``).
+        stop_on: alert kinds that stop training after the epoch they are raised at (e.g.
+            ``("nonfinite", "exploding")``); an unknown kind is a ValueError listing the kinds.
         raise_errors: raise errors of the monitor itself instead of logging them.
     """
 
@@ -129,7 +131,7 @@ class RNNMonitor(keras.callbacks.Callback):
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
         self.on_alert = on_alert
-        self.stop_on = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on)
+        self.stop_on = check_stop_on(stop_on)
         self.raise_errors = raise_errors
 
         self.infos: list[RNNLayerInfo] = []
@@ -138,6 +140,7 @@ class RNNMonitor(keras.callbacks.Callback):
         self._parts: dict[str, Any] = {}
         self._last_logged: Optional[int] = None
         self._last_epoch: Optional[int] = None
+        self._last_logs: dict = {}
         self._started = False
 
     # ------------------------------------------------------------------ set-up
@@ -282,18 +285,20 @@ class RNNMonitor(keras.callbacks.Callback):
             return
         if not self._started:
             self._start()
+        self._last_logs = dict(logs or {})
         if (epoch - self._initial_epoch()) % self.every == 0:
-            self._log_epoch(epoch)
+            self._log_epoch(epoch, logs)
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:
         if not self._chief or self.writer is None:
             return
         if self._last_epoch is not None and self._last_logged != self._last_epoch:
-            self._log_epoch(self._last_epoch)
+            self._log_epoch(self._last_epoch, self._last_logs)
         self._guard("writer", lambda writer: writer.flush())
 
-    def _log_epoch(self, epoch: int) -> None:
+    def _log_epoch(self, epoch: int, logs: Optional[dict] = None) -> None:
         record = EpochRecord(epoch)
+        record.set_logs(logs)  # the loss trend the alert rules read
         self._guard("weights", lambda part: part.log_epoch(epoch, record))
         # Before the probe, so that the probe's byte cap counts what this part wrote.
         self._guard("interpret", lambda part: part.log_epoch(epoch, record))

@@ -13,6 +13,13 @@ DEFAULT_MAX_BYTES_PER_EPOCH = 1_900_000
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
+    """Definitions of the measurements (DESIGN.md "Definitions") and the alert rules' thresholds.
+
+    The rule thresholds were chosen on the labelled benchmark (benchmarks/alert_benchmark.py,
+    tune split); docs/alerts.md gives the figures each value sits between.
+    """
+
+    # Measurements
     dead_std: float = 1e-3  # dead unit: std of its output over valid (b, t) below this
     exploding_state: float = 1e2  # exploding unit: max |state| above this (unbounded states)
     saturation_tanh: float = 0.99  # tanh output saturated when |h| above this
@@ -20,14 +27,20 @@ class Thresholds:
     saturation_sigmoid_high: float = 0.9  # sigmoid gate right-saturated above this
     saturation_fraction: float = 0.95  # saturated unit: saturated in more than this share of valid positions
     flow_floor: float = 1e-3  # grad_horizon: largest k with F[j] >= flow_floor for all j <= k
-    horizon_fraction: float = 0.1  # vanishing when grad_horizon < max(horizon_min, horizon_fraction * T)
+    # Findings
+    horizon_fraction: float = 0.1  # short-memory finding when grad_horizon < max(horizon_min, horizon_fraction * T)
     horizon_min: float = 2.0
-    vanishing_grad_norm: float = 1e-7  # vanishing when the weight-gradient norm is below this
-    exploding_flow: float = 1e3  # exploding when any F[k] is above this
-    exploding_grad_norm: float = 1e3  # exploding when the weight-gradient norm is above this
+    # Alert rules (benchmark figures in docs/alerts.md)
+    vanishing_flow: float = 1e-4  # the gradient does not reach back: F[T/2] below this
+    learned_ratio: float = 0.9  # not learning: probe loss >= this x the constant-prediction loss
+    stall_improvement: float = 0.03  # stalled: Keras loss improved less than this share since the last logged epoch
+    patience: int = 2  # logged epochs in a row the loss must stay unlearned (vanishing, saturated) or diverged
+    diverged_ratio: float = 10.0  # exploding: probe loss above this x the constant-prediction loss
+    exploding_flow: float = 1e3  # exploding: any F[k] above this
+    exploding_grad_growth: float = 100.0  # exploding: grad_norm above this x the median of earlier logged epochs
+    starvation_grad: float = 1e-3  # starved layer: grad_norm below this x the probe loss
     dead_alert_ratio: float = 0.5  # dead-unit alert when dead_ratio is above this
-    saturation_alert_ratio: float = 0.5  # saturation alert when saturated_ratio is above this
-    patience: int = 2  # consecutive logged epochs a vanishing condition must hold
+    saturation_alert_ratio: float = 0.5  # saturated: saturated_ratio above this (an alert only with starvation or no learning)
 
     @classmethod
     def from_mapping(cls, values: Optional[Mapping[str, Any]]) -> "Thresholds":

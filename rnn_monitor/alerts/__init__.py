@@ -1,12 +1,16 @@
-"""Alerts: rules over what an epoch measured (`rules`, pure), and where alerts go (`sinks`), wired
-together by `engine.AlertEngine`."""
+"""Alerts and findings: rules over what an epoch measured (`rules`, pure), and where they go
+(`sinks`), wired together by `engine.AlertEngine`."""
 
-from rnn_monitor.alerts.engine import AlertEngine
-from rnn_monitor.alerts.kinds import DEAD, EXPLODING, KINDS, NONFINITE, SATURATED, TITLES, VANISHING
-from rnn_monitor.alerts.rules import AlertRules, Condition, check_record, make_alert
+from rnn_monitor.alerts.engine import AlertEngine, check_stop_on
+from rnn_monitor.alerts.kinds import (
+    DEAD, EXPLODING, EXPLODING_UNITS, FINDING_KINDS, KINDS, NONFINITE, RUN, SATURATED, SATURATION, SHORT_MEMORY,
+    STALLED, TITLES, VANISHING,
+)
+from rnn_monitor.alerts.rules import AlertRules, Condition, History, check_record, learning_state, make_alert
 from rnn_monitor.alerts.sinks import TEXT_TAG, format_markdown
 
 __all__ = [
-    "AlertEngine", "AlertRules", "Condition", "check_record", "make_alert", "format_markdown",
-    "KINDS", "TITLES", "TEXT_TAG", "VANISHING", "EXPLODING", "NONFINITE", "DEAD", "SATURATED",
+    "AlertEngine", "AlertRules", "Condition", "History", "check_record", "check_stop_on", "learning_state",
+    "make_alert", "format_markdown", "KINDS", "FINDING_KINDS", "TITLES", "TEXT_TAG", "RUN", "VANISHING",
+    "EXPLODING", "NONFINITE", "DEAD", "SATURATED", "SHORT_MEMORY", "SATURATION", "STALLED", "EXPLODING_UNITS",
 ]

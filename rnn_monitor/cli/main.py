@@ -46,15 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser(
         "report", parents=[common],
-        help="per run and layer: latest ratios, gradient-horizon and gate-norm trends, alerts",
+        help="per run and layer: latest ratios, gradient-horizon and gate-norm trends, alerts, findings",
         description="Per run and layer: latest unit ratios, gradient-horizon trend, per-gate "
-        "weight-norm trend over epochs, and the alerts.",
+        "weight-norm trend over epochs, the alerts, and the findings (unusual numbers that are "
+        "not alerts).",
     )
     check = sub.add_parser(
         "check", parents=[common],
-        help="print the alerts; exit 1 if any was raised (0 if none, 2 if no data)",
+        help="print the alerts; exit 1 if any was raised (0 if none, 2 if no data); findings are "
+             "not counted (see report)",
         description="Print the alerts of every run; exit status 1 when any alert was raised, "
-        "0 when none, 2 when LOGDIR holds no rnn-monitor data.",
+        "0 when none, 2 when LOGDIR holds no rnn-monitor data. Only alerts count: findings "
+        "(saturation, short gradient reach, a stalled loss, large states without another sign) "
+        "never fail the check; `rnn-monitor report` lists them.",
     )
     check.add_argument(
         "--ignore", metavar="KINDS", default="",

@@ -53,11 +53,11 @@ def summarize_run(run: Any, name: str) -> dict:
                     timesteps = int(flow.shape[-1])
             except KeyError:
                 pass
-        horizon_needed = None
+        horizon_needed = None  # below it the short-memory finding holds
         if timesteps:
             th = run.manifest.get("thresholds") or {}
-            horizon_needed = max(float(th.get("horizon_min", 2.0)),
-                                 float(th.get("horizon_fraction", 0.1)) * float(timesteps))
+            horizon_needed = max(float(th.get("horizon_min") or 2.0),
+                                 float(th.get("horizon_fraction") or 0.1) * float(timesteps))
         layers.append(
             {
                 "name": layer,
@@ -71,12 +71,14 @@ def summarize_run(run: Any, name: str) -> dict:
             }
         )
     alerts = [_clean_alert(a) for a in run.alerts]
+    findings = [_clean_alert(f) for f in run.findings]
     return {
         "run": name,
         "path": run.run_dir,
         "epochs": [int(e) for e in run.epochs],
         "layers": layers,
         "alerts": alerts,
+        "findings": findings,
     }
 
 
@@ -155,7 +157,7 @@ def format_report(runs: list[dict], style: Style) -> str:
             if layer.get("grad_horizon"):
                 lines.append(
                     _trend("grad_horizon", layer["grad_horizon"], style, width,
-                           suffix=f" (alert < {fmt(layer['horizon_needed'])})"
+                           suffix=f" (finding < {fmt(layer['horizon_needed'])})"
                            if layer.get("horizon_needed") else "",
                            lo=0.0, hi=float(layer["timesteps"]) if layer.get("timesteps") else None)
                 )
@@ -167,4 +169,8 @@ def format_report(runs: list[dict], style: Style) -> str:
             lines.extend(alert_lines(alerts, style))
         else:
             lines.append(f"  {style('no alerts', 'green')}")
+        findings = run.get("findings") or []
+        if findings:
+            lines.append(f"  {len(findings)} finding(s) (not alerts):")
+            lines.extend(alert_lines(findings, style))
     return "\n".join(lines)

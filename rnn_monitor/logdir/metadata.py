@@ -7,10 +7,11 @@ tag names, the plugin name and the content version live in exactly one place.
 Layout of what `RNNMonitor(log_dir)` writes, all in ``<log_dir>/rnn_monitor/`` (one
 TensorBoard run beside Keras's own ``train`` / ``validation`` runs):
 
-* standard scalars, tag ``<layer>/<scalar name>`` (see `scalar_tag`);
+* standard scalars, tag ``<layer>/<scalar name>`` (see `scalar_tag`), and run-wide ones,
+  tag ``_run/<name>`` (see `run_scalar_tag`);
 * standard histograms, tag ``<layer>/<role>/<gate>`` (role: kernel, recurrent_kernel, bias);
 * standard images, tag ``<layer>/weights`` and ``<layer>/timestep_gradients``;
-* a standard text summary ``alerts``;
+* a standard text summary ``alerts`` (active alerts, then active findings);
 * plugin tensors (plugin name `PLUGIN_NAME`, ``data_class`` TENSOR), one per kind below.
   Per-timestep arrays are in input order (position in the input sequence) for every layer,
   backward halves included; the temporal flow F[k] counts steps back from the layer's last
@@ -38,6 +39,10 @@ PREFIX = "_rnn_monitor"
 MANIFEST = "manifest"  # string scalar: JSON, see `manifest` in callback (layers, gates, probe)
 TOKENS = "tokens"  # string [S, T]: decoded probe tokens for the text view
 ALERTS = "alerts"  # string scalar: JSON list of alert records raised at that epoch
+# string scalar: JSON list of finding records raised at that epoch, the same shape as alerts
+# ({epoch, layer, kind, message, value, threshold, metric}; kind in alerts.kinds.FINDING_KINDS,
+# layer "model" for run-wide ones). Findings are measurements worth knowing, never alerts.
+FINDINGS = "findings"
 
 # Per-layer plugin tensors, one per logged epoch.
 # G and the output gradients are float32, not float16: vanishing gradients (1e-8 .. 1e-30) are
@@ -76,7 +81,7 @@ MAX_SPECTRUM_BINS = 128
 
 LAYER_KINDS = (TIMESTEP_GRADIENTS, OUTPUT_GRADIENTS, TIMESTEP_GRAD_NORM, TEMPORAL_FLOW, ACTIVATIONS,
                AVERAGE_INPUT, AVERAGE_INPUT_IDS, PERIODICITY, PERIODICITY_FREQS, PERIODICITY_PEAK, GENERATED_ACTIVATIONS)
-RUN_KINDS = (MANIFEST, TOKENS, ALERTS, GENERATED_TOKENS, TOKEN_IMPORTANCE, PREDICTION_AS_READ,
+RUN_KINDS = (MANIFEST, TOKENS, ALERTS, FINDINGS, GENERATED_TOKENS, TOKEN_IMPORTANCE, PREDICTION_AS_READ,
              IMPORTANCE_INFO)
 
 # Scalar names written per layer (the gate-wise ones are built by `gate_scalar_name`).
@@ -87,8 +92,25 @@ HEALTH_SCALARS = (
     "grad_norm",
     "grad_horizon",
 )
+# Per layer, with probe labels: what the alert rules read beyond the health scalars.
+RULE_SCALARS = (
+    "flow_mid",  # F at k = T // 2: the level the vanishing rule reads
+    "grad_ratio",  # g at the first processed step / g at the last one
+)
+# Per layer, every logged epoch: finding/<kind> = 1 while that finding is active, else 0
+# (kinds: short_memory, saturation, exploding_units).
 WEIGHT_ROLES = ("kernel", "recurrent_kernel", "bias")
 GATE_STATS = ("l2", "update_ratio", "nonfinite")
+
+
+# Run-wide standard scalars: tag ``_run/<name>``: probe_loss, constant_loss (the probe's
+# constant-prediction loss), loss_ratio (their ratio) and finding/stalled (0/1).
+RUN_SCALARS = "_run"
+
+
+def run_scalar_tag(name: str) -> str:
+    """Tag of a run-wide scalar, e.g. ``_run/loss_ratio``."""
+    return f"{RUN_SCALARS}/{name}"
 
 
 def plugin_tag(kind: str, layer: Optional[str] = None, state: Optional[str] = None) -> str:

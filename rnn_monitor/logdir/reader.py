@@ -233,14 +233,36 @@ class Run:
         arr = series[max(series)]
         return np.vectorize(metadata.decode_text, otypes=[object])(arr)
 
+    def _records(self, kind: str) -> list[dict]:
+        out = []
+        for epoch, tensor in self._series(kind).items():
+            for record in json.loads(metadata.decode_text(tensor)):
+                out.append(dict(record, epoch=record.get("epoch", epoch)))
+        return out
+
     @property
     def alerts(self) -> list[dict]:
         """Every alert raised, oldest first: ``{epoch, layer, kind, message, value, threshold}``."""
-        out = []
-        for epoch, tensor in self._series(metadata.ALERTS).items():
-            for alert in json.loads(metadata.decode_text(tensor)):
-                out.append(dict(alert, epoch=alert.get("epoch", epoch)))
-        return out
+        return self._records(metadata.ALERTS)
+
+    @property
+    def findings(self) -> list[dict]:
+        """Every finding raised (unusual numbers that are not alerts), oldest first, in the shape
+        of alerts; empty for logs written before findings existed."""
+        return self._records(metadata.FINDINGS)
+
+    def run_scalar_names(self) -> list[str]:
+        """Run-wide scalars, e.g. ``probe_loss``, ``constant_loss``, ``loss_ratio``."""
+        prefix = metadata.run_scalar_tag("")
+        return sorted(tag[len(prefix):] for tag in self._scalars if tag.startswith(prefix))
+
+    def run_scalar(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(epochs, values)`` of one run-wide scalar, in epoch order."""
+        series = self._scalars.get(metadata.run_scalar_tag(name))
+        if series is None:
+            raise KeyError(f"no run-wide scalar {name!r}; see run.run_scalar_names()")
+        steps = sorted(series)
+        return np.array(steps, dtype=np.int64), np.array([series[s] for s in steps], dtype=np.float64)
 
     def __repr__(self) -> str:
         return f"Run({self.run_dir!r}, layers={self.layers}, epochs={self.epochs})"

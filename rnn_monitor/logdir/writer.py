@@ -85,8 +85,9 @@ class SummaryWriter:
         self._add(summary_pb2.Summary.Value(tag=tag, metadata=md, tensor=tensor), step)
 
     def json_tensor(self, kind: str, payload: Any, step: int, layer: Optional[str] = None) -> None:
-        """A string scalar holding JSON (manifest, alerts)."""
-        text = json.dumps(payload, allow_nan=False, default=_json_default)
+        """A string scalar holding JSON (manifest, alerts); NaN/Inf numbers are written as null
+        (strict JSON has no NaN, and a diverged model produces them)."""
+        text = json.dumps(_finite_or_null(payload), allow_nan=False, default=_json_default)
         self.plugin_tensor(kind, np.array(text.encode("utf-8"), dtype=object), step, layer=layer)
 
     def flush(self, wait: bool = True) -> None:
@@ -134,6 +135,19 @@ def half_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
         dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in data.shape]
     )
     return tensor_pb2.TensorProto(dtype=types_pb2.DT_HALF, tensor_shape=shape, tensor_content=data.tobytes())
+
+
+def _finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float (Python or numpy, in lists, tuples, dicts) as None."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return [_finite_or_null(v) for v in value.tolist()]
+    return value
 
 
 def _json_default(value: Any) -> Any:

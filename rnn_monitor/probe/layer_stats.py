@@ -28,6 +28,15 @@ GATES_OF = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "hh"), "simple": (),
 SIGMOID_OF = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
 
 
+def _unit_means(G: np.ndarray) -> np.ndarray:
+    """[U]: mean over the valid (finite) steps of G[t, u]; NaN for a unit without one."""
+    G = np.asarray(G, dtype=np.float64)
+    ok = np.isfinite(G)
+    count = ok.sum(axis=0)
+    total = np.where(ok, G, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def state_names(info: RNNLayerInfo) -> tuple:
     """The states and gates the probe records for a layer of this kind, in writing order."""
     base = {"lstm": ("h", "c"), "gru": ("h",), "simple": ("h",), "custom": ("h",)}[info.kind]
@@ -157,6 +166,13 @@ def layer_stats(
         if recurrent:
             record.set_scalar(name, "grad_horizon", horizon)
             record.set_array(name, "temporal_flow", F)
+            record.set_array(name, "timestep_grad_norm", g)
+            # Findings the alert rules explain themselves with (written as scalars too).
+            record.set_scalar(name, "flow_mid", gstats.flow_at_half(F, gstats.valid_timesteps(valid)))
+            record.set_scalar(name, "grad_ratio", gstats.early_late_ratio(g, backward))
+            # Per unit: mean over valid steps of G[t, u], beside the saturated-unit flags.
+            record.set_array(name, "unit_grad", _unit_means(G))
+            record.set_array(name, "saturated_units", np.asarray(saturated, dtype=bool))
         record.set_array(name, "timesteps", np.array(gstats.valid_timesteps(valid)))
         if res["grad_nonfinite"]:
             record.nonfinite.append(NonFinite(name, "gradient", None, int(res["grad_nonfinite"])))

@@ -35,6 +35,7 @@ import logging
 import time
 from typing import Any, Optional, Sequence
 
+import numpy as np
 
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.logdir import metadata
@@ -50,6 +51,7 @@ logger = logging.getLogger("rnn_monitor")
 
 DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
 MAX_VOCAB_LABELS = 5000  # token names kept in the manifest for the average-input axis
+_UNSET = object()
 
 
 class ProbeRefusedError(ValueError):
@@ -106,6 +108,7 @@ class ProbeMonitor:
         self._unroller = None
         self._tokens_written = False
         self._said: set = set()
+        self._constant_loss: Any = _UNSET  # computed at the first probe with labels
         self._mark = 0  # writer.bytes_this_step after this part last wrote
 
     # ------------------------------------------------------------------ set-up
@@ -205,6 +208,17 @@ class ProbeMonitor:
             "states": {info.name: list(state_names(info)) for info in self.infos},
         }
 
+    def _baseline(self) -> Optional[float]:
+        """The probe's constant-prediction loss (`rnn_monitor.probe.baseline`), or None."""
+        from rnn_monitor.probe.baseline import constant_loss
+
+        try:
+            return constant_loss(self.model, self.x, self.y, self.sample_weight)
+        except Exception:  # a model this does not fit: the rules go without the baseline
+            self._say_once("baseline", "rnn_monitor: no constant-prediction loss for this model's "
+                           "outputs; the alert rules use the loss trend alone", level=logging.INFO)
+            return None
+
     # ------------------------------------------------------------------ per epoch
     def run(self) -> dict:
         """Run the probe; numpy results per layer (processing order, see `rnn_monitor.model.unroll`)."""
@@ -232,8 +246,13 @@ class ProbeMonitor:
         began = time.perf_counter()
         raw = self.run()
         statics = raw.pop("__static__")
-        raw.pop("__loss__", None)
         self._refuse(self._unroller.refusals)
+        loss = raw.pop("__loss__", None)
+        if loss is not None:
+            record.probe_loss = float(np.asarray(loss))
+            if self._constant_loss is _UNSET:
+                self._constant_loss = self._baseline()
+            record.constant_loss = self._constant_loss
         essentials: list = []
         optional: list = []  # (priority, size, writer call, label)
         results = {}

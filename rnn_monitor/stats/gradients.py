@@ -89,3 +89,25 @@ def valid_timesteps(valid: np.ndarray) -> int:
 def to_input_order(array: np.ndarray, backward: bool, axis: int = 0) -> np.ndarray:
     """Processing order -> input order (reverse the time axis of backward-running layers)."""
     return np.flip(array, axis=axis) if backward else array
+
+
+def flow_at_half(flow: np.ndarray, timesteps: int) -> float:
+    """F at k = T // 2 (the level of the gradient that reaches half the sequence back), or the
+    last F[k] when the flow is shorter; NaN when there is none or it is not finite."""
+    flow = np.asarray(flow, dtype=np.float64).ravel()
+    if flow.size == 0:
+        return float("nan")
+    k = min(int(timesteps) // 2, flow.size - 1)
+    return float(flow[k])
+
+
+def early_late_ratio(g: np.ndarray, backward: bool = False) -> float:
+    """g at the first processed valid step over g at the last processed one (g in input order;
+    a backward layer processes it in reverse). NaN without two finite steps or with g_last = 0."""
+    g = np.asarray(g, dtype=np.float64).ravel()
+    if backward:
+        g = g[::-1]
+    finite = g[np.isfinite(g)]
+    if finite.size < 2 or finite[-1] == 0:
+        return float("nan")
+    return float(finite[0] / finite[-1])

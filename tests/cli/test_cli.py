@@ -17,8 +17,11 @@ from rnn_monitor.record import EpochRecord
 from rnn_monitor.logdir.writer import SummaryWriter
 
 
-def write_run(log_dir, horizons, layer="simple_rnn", T=100, gates=("h",), dead=0.0):
-    """A log like RNNMonitor's: manifest, per-gate l2 and health scalars, alerts per epoch."""
+def write_run(log_dir, horizons, layer="simple_rnn", T=100, gates=("h",), dead=0.0, learning=True):
+    """A log like RNNMonitor's: manifest, per-gate l2 and health scalars, alerts per epoch.
+
+    The flow is 1 up to the horizon and 1e-6 beyond; a run that is not `learning` keeps its
+    probe loss at the constant-prediction loss (the vanishing alert needs both)."""
     writer = SummaryWriter(os.path.join(log_dir, metadata.RUN_SUBDIR))
     manifest = {
         "version": metadata.CONTENT_VERSION,
@@ -37,7 +40,9 @@ def write_run(log_dir, horizons, layer="simple_rnn", T=100, gates=("h",), dead=0
             for gate in gates:
                 record.set_scalar(layer, metadata.gate_scalar_name(role, gate, "l2"), 1.0 + 0.1 * epoch)
         record.set_array(layer, "timesteps", np.array(T))
-        flow = np.ones(T, dtype=np.float32)
+        flow = np.where(np.arange(T) <= horizon, 1.0, 1e-6).astype(np.float32)
+        record.constant_loss = 1.0
+        record.probe_loss = 0.5 / (epoch + 1) if learning else 1.0
         record.set_array(layer, "temporal_flow", flow)
         writer.plugin_tensor(metadata.TEMPORAL_FLOW, flow, epoch, layer=layer)
         for name, value in record.scalars[layer].items():
@@ -51,7 +56,7 @@ def write_run(log_dir, horizons, layer="simple_rnn", T=100, gates=("h",), dead=0
 def runs(tmp_path):
     root = tmp_path / "runs"
     write_run(str(root / "healthy"), [60, 70, 80], layer="lstm", gates=("i", "f", "c", "o"))
-    write_run(str(root / "vanishing"), [3, 2, 2, 1])
+    write_run(str(root / "vanishing"), [3, 2, 2, 1], learning=False)
     return root
 
 
@@ -86,7 +91,7 @@ def test_check_json(runs, capsys):
     assert by_run["healthy"] == []
     (alert,) = by_run["vanishing"]
     assert alert["kind"] == "vanishing" and alert["epoch"] == 1 and alert["layer"] == "simple_rnn"
-    assert alert["threshold"] == 10 and alert["value"] == 2
+    assert alert["metric"] == "flow_mid" and alert["threshold"] == 1e-4 and alert["value"] == pytest.approx(1e-6)
 
 
 def test_report_text_fits_80_columns_and_has_no_colour_off_tty(runs, capsys):
@@ -100,7 +105,7 @@ def test_report_text_fits_80_columns_and_has_no_colour_off_tty(runs, capsys):
     assert "1 alert(s)" in out and "no alerts" in out
     # the horizon trend of the vanishing run: 3 -> 1
     line = next(l for l in out.split("run vanishing")[1].splitlines() if "grad_horizon" in l and "→" in l)
-    assert "3 → 1 (alert < 10)" in line
+    assert "3 → 1 (finding < 10)" in line
 
 
 def test_report_colour_when_forced(runs, capsys):
@@ -198,3 +203,20 @@ def test_check_ignore(runs, capsys):
     assert code == 0 and "OK: no alerts" in out
     code, _, err = run_main(capsys, "check", "--ignore", "typo", str(runs))
     assert code == 2 and "unknown alert kind" in err
+
+
+def test_findings_are_reported_but_never_fail_the_check(tmp_path, capsys):
+    # a short reach while the loss falls: a finding, not an alert
+    log_dir = write_run(str(tmp_path / "short"), [3, 2, 2], learning=True)
+    code, out, _ = run_main(capsys, "check", log_dir)
+    assert code == 0 and "OK: no alerts in 1 run(s)" in out
+    code, out, _ = run_main(capsys, "report", "--color", "never", log_dir)
+    flat = " ".join(out.split())
+    assert code == 0 and "no alerts" in flat and "1 finding(s) (not alerts):" in flat
+    assert "epoch 0: short gradient reach in simple_rnn (finding)" in flat
+    code, out, _ = run_main(capsys, "report", "--json", log_dir)
+    (run,) = json.loads(out)["runs"]
+    assert run["alerts"] == [] and [f["kind"] for f in run["findings"]] == ["short_memory"]
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    assert "Only alerts count: findings" in " ".join(capsys.readouterr().out.split())

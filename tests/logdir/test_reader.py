@@ -65,3 +65,24 @@ def test_load_run_does_not_import_tensorflow(log_dir):
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TF'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_json_tensors_write_non_finite_numbers_as_null(tmp_path):
+    """A diverged model puts NaN into what is written as JSON (importance scores, alert values)."""
+    import json
+
+    import numpy as np
+
+    from rnn_monitor.logdir import metadata
+    from rnn_monitor.logdir.reader import load_run
+    from rnn_monitor.logdir.writer import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "rnn_monitor"))
+    writer.json_tensor(metadata.MANIFEST, {"version": 1, "layers": [{"name": "rnn"}], "x": float("inf")}, 0)
+    payload = [{"score": [1.5, float("nan"), np.float32("inf")], "arr": np.array([np.nan, 2.0])}]
+    writer.json_tensor(metadata.ALERTS, payload, 0)
+    writer.close()
+    run = load_run(str(tmp_path))
+    assert run.manifest["x"] is None
+    assert run.alerts == [{"score": [1.5, None, None], "arr": [None, 2.0], "epoch": 0}]
+    json.dumps(run.alerts, allow_nan=False)

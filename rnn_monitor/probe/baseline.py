@@ -1,0 +1,37 @@
+"""The constant-prediction loss of the probe batch: the model's compiled loss evaluated on the
+constant outputs of `rnn_monitor.stats.baseline` (once per run: the labels do not change). The
+alert rules compare the probe loss with it: a model whose loss stays at this level has learned
+nothing from its input."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from rnn_monitor.stats.baseline import best_finite, constant_candidates
+
+
+def constant_loss(model: Any, x: Any, y: Any, sample_weight: Any = None) -> Optional[float]:
+    """The smallest compiled loss over the constant candidates for `y`; None when there is none
+    (several outputs, labels of another shape, a loss that fails on them)."""
+    import tensorflow as tf
+
+    if y is None or isinstance(y, (dict, list, tuple)):
+        return None
+    y_pred = model(x, training=False)
+    if isinstance(y_pred, (dict, list, tuple)):
+        return None
+    candidates = constant_candidates(np.asarray(y), tuple(y_pred.shape))
+    losses = []
+    for const in candidates:
+        try:
+            if hasattr(model, "_compute_loss"):
+                value = model._compute_loss(x=x, y=y, y_pred=tf.constant(const), sample_weight=sample_weight,
+                                            training=False)
+            else:
+                value = model.compute_loss(x=x, y=y, y_pred=tf.constant(const), sample_weight=sample_weight)
+            losses.append(float(np.asarray(value)))
+        except Exception:  # a loss that cannot take this candidate: not a baseline
+            losses.append(None)
+    return best_finite(losses)
