@@ -700,6 +700,8 @@ class Unroller:
             results[trace.info.name] = res
         if loss is not None:
             results["__loss__"] = tf.cast(loss, tf.float32)
+            if not tf.nest.is_nested(y_pred):  # the constant-prediction loss needs its shape
+                results["__pred_shape__"] = tf.shape(y_pred)
         results["__static__"] = {
             t.info.name: tf.constant(
                 [float(t.h_bounded), float(t.tanh_output), float(t.direct), float(t.recurrent),

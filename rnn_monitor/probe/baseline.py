@@ -12,17 +12,16 @@ import numpy as np
 from rnn_monitor.stats.baseline import best_finite, constant_candidates
 
 
-def constant_loss(model: Any, x: Any, y: Any, sample_weight: Any = None) -> Optional[float]:
-    """The smallest compiled loss over the constant candidates for `y`; None when there is none
-    (several outputs, labels of another shape, a loss that fails on them)."""
+def constant_loss(model: Any, x: Any, y: Any, pred_shape: tuple, sample_weight: Any = None) -> Optional[float]:
+    """The smallest compiled loss over the constant candidates for `y` and outputs of
+    `pred_shape` (the probe's own output: the model is not called again, which would move a
+    stateful model's states); None when there is none (several outputs, labels of another
+    shape, a loss that fails on them)."""
     import tensorflow as tf
 
     if y is None or isinstance(y, (dict, list, tuple)):
         return None
-    y_pred = model(x, training=False)
-    if isinstance(y_pred, (dict, list, tuple)):
-        return None
-    candidates = constant_candidates(np.asarray(y), tuple(y_pred.shape))
+    candidates = constant_candidates(np.asarray(y), tuple(pred_shape))
     losses = []
     for const in candidates:
         try:

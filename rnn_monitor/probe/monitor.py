@@ -208,12 +208,14 @@ class ProbeMonitor:
             "states": {info.name: list(state_names(info)) for info in self.infos},
         }
 
-    def _baseline(self) -> Optional[float]:
+    def _baseline(self, pred_shape: Any) -> Optional[float]:
         """The probe's constant-prediction loss (`rnn_monitor.probe.baseline`), or None."""
         from rnn_monitor.probe.baseline import constant_loss
 
+        if pred_shape is None:
+            return None
         try:
-            return constant_loss(self.model, self.x, self.y, self.sample_weight)
+            return constant_loss(self.model, self.x, self.y, tuple(int(d) for d in pred_shape), self.sample_weight)
         except Exception:  # a model this does not fit: the rules go without the baseline
             self._say_once("baseline", "rnn_monitor: no constant-prediction loss for this model's "
                            "outputs; the alert rules use the loss trend alone", level=logging.INFO)
@@ -248,10 +250,11 @@ class ProbeMonitor:
         statics = raw.pop("__static__")
         self._refuse(self._unroller.refusals)
         loss = raw.pop("__loss__", None)
+        pred_shape = raw.pop("__pred_shape__", None)
         if loss is not None:
             record.probe_loss = float(np.asarray(loss))
             if self._constant_loss is _UNSET:
-                self._constant_loss = self._baseline()
+                self._constant_loss = self._baseline(pred_shape)
             record.constant_loss = self._constant_loss
         essentials: list = []
         optional: list = []  # (priority, size, writer call, label)
