@@ -1,7 +1,7 @@
 """Write a synthetic RNN Monitor log exactly as `rnn_monitor.logdir.metadata` lays it out.
 
 For the dashboard's tests, benchmark and screenshots when no real training run is wanted:
-every plugin tensor kind (manifest, tokens, alerts, timestep_gradients, output_gradients,
+every plugin tensor kind (manifest, tokens, alerts, findings, timestep_gradients, output_gradients,
 timestep_grad_norm, temporal_flow, activations per state) and the standard scalars (health
 ratios, grad_norm, grad_horizon, per-gate l2 / update_ratio / nonfinite), with plausible
 shapes and dynamics (gradient reaching further back as epochs pass, a few units that respond
@@ -209,9 +209,10 @@ def write_log(
             if epoch == logged[min(1, len(logged) - 1)]:
                 raised.append({
                     "epoch": epoch, "layer": layers[-1][0], "kind": "vanishing",
-                    "message": f"{layers[-1][0]}: gradient reaches only 3 of {timesteps} steps back "
-                               f"(grad_horizon 3 < {max(2, 0.1 * timesteps):g}) for 2 epochs",
-                    "value": 3.0, "threshold": max(2.0, 0.1 * timesteps), "metric": "grad_horizon",
+                    "message": f"{layers[-1][0]}: the gradient {timesteps // 2} of {timesteps} steps back "
+                               "is 3e-06 of its value at the last step (flow_mid < 0.0001) and the "
+                               "loss is not falling",
+                    "value": 3e-6, "threshold": 1e-4, "metric": "flow_mid",
                 })
             if len(logged) > 3 and epoch == logged[3]:
                 raised.append({
@@ -220,6 +221,17 @@ def write_log(
                     "value": 0.2, "threshold": 0.5, "metric": "dead_ratio",
                 })
             writer.json_tensor(metadata.ALERTS, raised, epoch)
+            # Findings: the first layer's units are mostly saturated for the first three logged
+            # epochs while the run learns (raised once, then active: its 0/1 scalar says so).
+            first = layers[0][0]
+            active = epoch in logged[:3]
+            writer.json_tensor(metadata.FINDINGS, [{
+                "epoch": epoch, "layer": first, "kind": "saturation",
+                "message": f"{first}: 62% of units are saturated while gradient flows and the "
+                           "loss falls (a finding, not an alert)",
+                "value": 0.62, "threshold": 0.5, "metric": "saturated_ratio",
+            }] if epoch == logged[0] else [], epoch)
+            writer.scalar(metadata.scalar_tag(first, "finding/saturation"), float(active), epoch)
         writer.flush()
     writer.close()
     return run_dir
