@@ -23,13 +23,16 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Optional
 
 HERE = pathlib.Path(__file__).resolve().parent
 TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
@@ -52,18 +55,22 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> tuple[float, int, bytes]:
+    """(milliseconds, HTTP status, body); an error status is a result too, not an exception."""
     start = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=120) as resp:
-        body = resp.read()
-        code = resp.status
+    try:
+        with urllib.request.urlopen(url, timeout=120) as resp:
+            body = resp.read()
+            code = resp.status
+    except urllib.error.HTTPError as err:
+        body, code = err.read(), err.code
     return (time.perf_counter() - start) * 1000.0, code, body
 
 
-def start_tensorboard(logdir: str, load_fast: str) -> tuple[subprocess.Popen, str, float]:
+def start_tensorboard(logdir: str, load_fast: str, command: Optional[str] = None) -> tuple[subprocess.Popen, str, float]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [TENSORBOARD, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
+        (shlex.split(command) if command else [TENSORBOARD]) + ["--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
          f"--load_fast={load_fast}", "--samples_per_plugin", "rnn_monitor=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -180,7 +187,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--float16-bytes", action="store_true",
                         help="generate float16 tensors as raw bytes (tensor_content), not half_val")
+    parser.add_argument("--gradients-float32", action="store_true",
+                        help="generate G and output gradients in float32, as RNNMonitor writes them")
+    parser.add_argument("--text-samples", type=int, default=4, help="sequences with activations")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--tensorboard", default=None,
+                        help="command that starts tensorboard (default: the venv's `tensorboard`)")
     args = parser.parse_args(argv)
     EXPECTED_EPOCHS = args.epochs
 
@@ -188,20 +200,23 @@ def main(argv=None) -> int:
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "log": f"{args.epochs} epochs x {args.layers} layers x T={args.timesteps} x {args.units} units",
-                     "float16_bytes": args.float16_bytes}
+                     "float16_bytes": args.float16_bytes, "gradients_float32": args.gradients_float32,
+                     "text_samples": args.text_samples}
     if not logdir or not os.path.isdir(os.path.join(logdir, "rnn_monitor")):
         logdir = logdir or tempfile.mkdtemp(prefix="rnn_monitor_bench_")
         t = time.time()
-        _synthetic().write_log(logdir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
-                               units=args.units, text_samples=4, states=["h"],
-                               float16_bytes=args.float16_bytes)
+        synthetic = _synthetic()
+        results["fast_crc"] = synthetic.use_fast_crc()
+        synthetic.write_log(logdir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
+                               units=args.units, text_samples=args.text_samples, states=["h"],
+                               float16_bytes=args.float16_bytes, gradients_float32=args.gradients_float32)
         results["write_s"] = round(time.time() - t, 1)
     run_dir = os.path.join(logdir, "rnn_monitor")
     results["log_MB"] = round(sum(os.path.getsize(os.path.join(run_dir, f)) for f in os.listdir(run_dir)) / 2**20, 1)
     print(json.dumps({k: v for k, v in results.items()}), flush=True)
 
     for load_fast in [v for v in args.loaders.split(",") if v]:
-        proc, url, load_s = start_tensorboard(logdir, load_fast)
+        proc, url, load_s = start_tensorboard(logdir, load_fast, args.tensorboard)
         try:
             entry = {"tensorboard_load_s": round(load_s, 1), "routes": time_routes(url)}
             if not args.no_browser and os.path.exists(CHROMIUM):

@@ -17,7 +17,7 @@ TensorFlow. Routes (relative to ``/data/plugin/rnn_monitor``):
 ``/units``                  ``run, layer[, epoch]``: Fourier heat surface and periodic units
 ``/unit``                   ``run, layer, unit[, epoch, regex]``: one unit's card across epochs
 ``/health``                 ``run, layer``: the layer's standard scalars (health, per gate)
-``/alerts``                 ``run``: alert records
+``/alerts``                 ``run``: alert records, and finding records with the epochs each stayed active
 ==========================  ===================================================================
 
 Errors are JSON ``{"error": message}`` with status 400 (bad parameter) or 404 (unknown run,

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from rnn_monitor.alerts.kinds import RUN as RUN_LAYER
 from rnn_monitor.logdir import metadata
 from rnn_monitor.stats.periodicity import MIN_CYCLES, PERIODIC_STRENGTH
 from tb_plugin.data_source import LayerIndex, RunIndex, SAMPLES_FLAG, Source
@@ -341,34 +342,66 @@ def health_response(src: Source, run_name: str, layer_name: str) -> dict:
     }
 
 
-def alerts_response(src: Source, run_name: str) -> dict:
-    run = src.run(run_name)
-    tag = run.run_kinds.get(metadata.ALERTS)
-    alerts: list[dict] = []
+def _records(src: Source, run: Any, tag: Optional[str]) -> tuple[list[dict], list[int]]:
+    """The alert or finding records of a run (one JSON list per logged epoch), and the steps."""
+    records: list[dict] = []
     steps: list[int] = []
-    if tag is not None:
-        series = src.series(run, tag)
-        steps = [s for s, _ in series]
-        for step, value in series:
-            try:
-                records = json.loads(metadata.decode_text(value))
-            except (ValueError, TypeError):
+    if tag is None:
+        return records, steps
+    series = src.series(run, tag)
+    steps = [s for s, _ in series]
+    for step, value in series:
+        try:
+            found = json.loads(metadata.decode_text(value))
+        except (ValueError, TypeError):
+            continue
+        for rec in found if isinstance(found, list) else []:
+            if not isinstance(rec, dict):
                 continue
-            for rec in records if isinstance(records, list) else []:
-                if not isinstance(rec, dict):
-                    continue
-                alerts.append({
-                    "epoch": rec.get("epoch", step),
-                    "layer": str(rec.get("layer", "")),
-                    "kind": str(rec.get("kind", "")),
-                    "message": str(rec.get("message", "")),
-                    "value": rec.get("value") if isinstance(rec.get("value"), (int, float)) else None,
-                    "threshold": rec.get("threshold") if isinstance(rec.get("threshold"), (int, float)) else None,
-                })
+            records.append({
+                "epoch": rec.get("epoch", step),
+                "layer": str(rec.get("layer", "")),
+                "kind": str(rec.get("kind", "")),
+                "message": str(rec.get("message", "")),
+                "value": rec.get("value") if isinstance(rec.get("value"), (int, float)) else None,
+                "threshold": rec.get("threshold") if isinstance(rec.get("threshold"), (int, float)) else None,
+            })
+    return records, steps
+
+
+def _finding_spans(records: list[dict], scalars: dict) -> list[dict]:
+    """The raised findings, each with the epochs it stayed active: from its own 0/1 scalar
+    (``<layer>/finding/<kind>``, ``_run/finding/<kind>`` for run-wide ones) when the log has it,
+    else just the epoch it was raised at."""
+    out = []
+    for rec in records:
+        layer, kind, first = rec["layer"], rec["kind"], rec["epoch"]
+        tag = (metadata.run_scalar_tag(f"finding/{kind}") if layer == RUN_LAYER
+               else metadata.scalar_tag(layer, f"finding/{kind}"))
+        steps, values = scalars.get(tag, ([], []))
+        active = [first]
+        for step, value in sorted(zip(steps, values)):
+            if isinstance(first, (int, float)) and step > first:
+                if value != 1.0:
+                    break
+                active.append(step)
+        out.append({**rec, "epochs": active, "last": active[-1]})
+    return out
+
+
+def alerts_response(src: Source, run_name: str) -> dict:
+    """A run's alerts (one row each) and findings (one row per layer and kind, with its epochs)."""
+    run = src.run(run_name)
+    alerts, steps = _records(src, run, run.run_kinds.get(metadata.ALERTS))
+    finding_tag = run.run_kinds.get(metadata.FINDINGS)
+    findings, _ = _records(src, run, finding_tag)
+    findings = _finding_spans(findings, src.scalars(run_name) if findings else {})
     return {
         "run": run_name,
-        "enabled": tag is not None,
+        "enabled": metadata.ALERTS in run.run_kinds,
         "alerts": alerts,
+        "findings_enabled": finding_tag is not None,
+        "findings": findings,
         "sampling": src.sampling(run, steps, list(run.layers)),
     }
 

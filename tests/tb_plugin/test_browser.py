@@ -491,7 +491,43 @@ def test_health_view_small_multiples_and_alerts(dashboard, shots):
     assert {"fraction of units", "||dL/dW|| (L2)", "steps back (k)"} <= ys, ys
     body = frame.inner_text("main")
     assert "Alerts" in body and ("No alerts were raised" in body or frame.locator("#alerts-table").count() == 1)
+    assert "Findings" in body and ("No findings." in body or frame.locator("#findings-table").count() == 1)
     save_shot(dashboard, shots, "health")
+
+
+def test_health_view_lists_findings_apart_from_alerts(browser, tmp_path):
+    """Issue 10: findings have their own table on the Health view, one row per finding with
+    the epochs it stayed active, below the alerts (which keep theirs)."""
+    logdir = tmp_path / "logs"
+    _synthetic().write_log(str(logdir), epochs=5, n_layers=2, timesteps=20, units=8, text_samples=1)
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path)
+    try:
+        tb.wait_ready()
+        view = open_dashboard(browser, tb.url, "1280x1400")
+        frame = view["frame"]
+        _select_tab(frame, "health")
+        frame.wait_for_selector("#findings-table", timeout=30000)
+        rows = frame.evaluate("""() => Array.from(document.querySelectorAll('#findings-table tbody tr'))
+            .map(r => Array.from(r.cells).map(c => c.innerText.trim()))""")
+        assert len(rows) == 1, rows
+        epochs, layer, kind, message = rows[0]
+        assert (epochs, layer, kind) == ("0\u20132", "lstm", "saturation") and "not an alert" in message
+        alerts = frame.evaluate("""() => Array.from(document.querySelectorAll('#alerts-table tbody tr'))
+            .map(r => r.cells[2].innerText.trim())""")
+        assert alerts == ["vanishing", "dead"]
+        # The finding's badge is not styled as an alert's.
+        colours = frame.evaluate("""() => ['#findings-table .badge', '#alerts-table .badge'].map(
+            s => getComputedStyle(document.querySelector(s)).backgroundColor)""")
+        assert colours[0] != colours[1]
+        frame.locator("#findings-table").scroll_into_view_if_needed()
+        view["page"].screenshot(path=str(tmp_path / "findings.png"), full_page=True)
+        if os.environ.get("RNN_MONITOR_SCREENSHOT_DIR"):
+            shutil.copy(str(tmp_path / "findings.png"), os.environ["RNN_MONITOR_SCREENSHOT_DIR"])
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
+        assert not errors, errors
+    finally:
+        tb.stop()
 
 
 def test_layer_switch_and_keyboard_reachable_controls(dashboard):
@@ -533,9 +569,8 @@ def test_python_loader_serves_the_same_data(logdir, tmp_path):
 
 
 
-def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
-    """More epochs than TensorBoard keeps (Python loader: 10 per series): the page says so and
-    names --samples_per_plugin."""
+def _synthetic():
+    """benchmarks/make_synthetic_log.py as a module (it writes every plugin tensor kind)."""
     import importlib.util
     import pathlib
 
@@ -544,6 +579,13 @@ def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
     )
     synthetic = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(synthetic)
+    return synthetic
+
+
+def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
+    """More epochs than TensorBoard keeps (Python loader: 10 per series): the page says so and
+    names --samples_per_plugin."""
+    synthetic = _synthetic()
     logdir = tmp_path / "logs"
     synthetic.write_log(str(logdir), epochs=14, n_layers=1, timesteps=20, units=8, text_samples=1)
     tb = TensorBoardProcess(str(logdir), "false", tmp_path, samples=None)
@@ -566,9 +608,6 @@ def test_sampled_series_are_announced_on_the_page(browser, tmp_path):
 def test_empty_log_dir_then_data_arrives(browser, tmp_path):
     """An empty log directory gets the "how to start" page; once a run is written, "Check
     again" shows the dashboard."""
-    import importlib.util
-    import pathlib
-
     logdir = tmp_path / "logs"
     logdir.mkdir()
     tb = TensorBoardProcess(str(logdir), "false", tmp_path)
@@ -586,12 +625,7 @@ def test_empty_log_dir_then_data_arrives(browser, tmp_path):
         assert "No RNN Monitor data yet" in frame.inner_text(".empty")
         assert "RNNMonitor" in frame.inner_text(".empty pre")
 
-        spec = importlib.util.spec_from_file_location(
-            "make_synthetic_log", pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "make_synthetic_log.py"
-        )
-        synthetic = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(synthetic)
-        synthetic.write_log(str(logdir / "exp1"), epochs=2, n_layers=1, timesteps=12, units=4, text_samples=1)
+        _synthetic().write_log(str(logdir / "exp1"), epochs=2, n_layers=1, timesteps=12, units=4, text_samples=1)
         tb.wait_ready()
         frame.click("#check-again")
         frame.wait_for_selector("#grad-heatmap", timeout=30000)

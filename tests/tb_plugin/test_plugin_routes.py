@@ -321,6 +321,29 @@ def test_alerts_list(client):
     kinds = [(a["epoch"], a["kind"]) for a in body["alerts"]]
     assert kinds == [(1, "vanishing"), (3, "dead")]
     assert all(set(a) >= {"epoch", "layer", "kind", "message"} for a in body["alerts"])
+    # The finding raised at epoch 0 is active at logged epochs 0-2 (its 0/1 scalar), not after.
+    assert body["findings_enabled"] is True
+    [finding] = body["findings"]
+    assert (finding["layer"], finding["kind"], finding["epoch"]) == ("lstm", "saturation", 0)
+    assert finding["epochs"] == [0, 1, 2] and finding["last"] == 2
+    assert "not an alert" in finding["message"]
+
+
+def test_findings_without_their_scalars_are_their_raising_epoch(tmp_path):
+    """A log with finding records but no 0/1 scalars (e.g. scalars left out): each finding
+    spans the epoch it was raised at, nothing is invented."""
+    from rnn_monitor.logdir.writer import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "run"))
+    writer.json_tensor(metadata.MANIFEST, {"layers": [{"name": "gru"}]}, 0)
+    for epoch in range(3):
+        writer.json_tensor(metadata.ALERTS, [], epoch)
+        records = [{"epoch": 1, "layer": "model", "kind": "stalled", "message": "m"}] if epoch == 1 else []
+        writer.json_tensor(metadata.FINDINGS, records, epoch)
+    writer.close()
+    code, body = get(make_client(str(tmp_path)), "/alerts", run="run")
+    assert code == 200 and body["alerts"] == []
+    assert [(f["layer"], f["kind"], f["epochs"]) for f in body["findings"]] == [("model", "stalled", [1])]
 
 
 # --------------------------------------------------------------------------- sampling

@@ -1,5 +1,5 @@
 // "Health" view: unit and gradient health over epochs, per-gate weight norms and update
-// ratios (small multiples), non-finite weights, and the run's alerts.
+// ratios (small multiples), non-finite weights, the run's alerts and its findings.
 
 import { drawLines, panelWidth } from "../lib/chart.js";
 import { el, errorNotice, noProbe, notice, samplingNotice, section } from "../lib/dom.js";
@@ -24,8 +24,9 @@ export async function renderHealth(view, layer, stale, state) {
   const banner = el("div", { class: "banner" });
   const healthCard = section("Unit and gradient health", "Per logged epoch. Dead: output std < threshold; saturated: tanh |h| > 0.99 or sigmoid gates outside [0.1, 0.9] most of the time; horizon: steps back the gradient still reaches.");
   const gateCard = section("Per-gate weights", "L2 norm of each gate's block of the kernel, recurrent kernel and bias, and its update ratio ||W_e - W_prev|| / ||W_prev||.");
-  const alertCard = section("Alerts", null);
-  view.append(banner, healthCard, gateCard, alertCard);
+  const alertCard = section("Alerts", "Training is being hurt now: act on these.");
+  const findingCard = section("Findings", "Unusual but not, on the evidence, hurting training (the loss falls, gradient flows): shown here and in rnn-monitor report, never alarmed.");
+  view.append(banner, healthCard, gateCard, alertCard, findingCard);
   let health;
   let alerts;
   try {
@@ -135,4 +136,38 @@ export async function renderHealth(view, layer, stale, state) {
     );
     alertCard.append(table);
   }
+  renderFindings(findingCard, alerts, layer);
+}
+
+function epochSpan(f) {
+  return f.last > f.epoch ? `${f.epoch}\u2013${f.last}` : `${f.epoch}`;
+}
+
+function renderFindings(card, alerts, layer) {
+  if (!alerts.findings_enabled) {
+    card.append(el("p", { class: "sub", text: "No finding records in this run (alerts were off, or an older rnn-monitor wrote it)." }));
+    return;
+  }
+  if (!alerts.findings.length) {
+    card.append(el("p", { class: "sub ok", text: "No findings." }));
+    return;
+  }
+  const rows = alerts.findings.map((f) =>
+    el(
+      "tr",
+      { class: f.layer === layer.name ? "this-layer" : null },
+      el("td", { class: "num", text: epochSpan(f), title: `active at logged epochs ${f.epochs.join(", ")}` }),
+      el("td", { text: f.layer }),
+      el("td", {}, el("span", { class: "badge badge-finding", text: f.kind })),
+      el("td", { text: f.message }),
+    ),
+  );
+  card.append(
+    el(
+      "table",
+      { class: "alerts", id: "findings-table" },
+      el("thead", {}, el("tr", {}, ["Epochs", "Layer", "Kind", "Message"].map((t) => el("th", { scope: "col", text: t })))),
+      el("tbody", {}, rows),
+    ),
+  );
 }
