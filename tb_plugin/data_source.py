@@ -6,6 +6,7 @@ the ``rnn_monitor`` plugin; anything else raises `NotFound` / `BadRequest`."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -94,13 +95,22 @@ class Source:
             return self._read_series(run, tag, key, version)
 
     def _read_series(self, run: RunIndex, tag: str, key: tuple, version: Any) -> list:
-        result = self.provider.read_tensors(
-            self.ctx,
-            experiment_id=self.eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_DOWNSAMPLE_ALL,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run.run], tags=[tag]),
-        )
+        downsample = _DOWNSAMPLE_ALL
+        while True:
+            try:
+                result = self.provider.read_tensors(
+                    self.ctx,
+                    experiment_id=self.eid,
+                    plugin_name=metadata.PLUGIN_NAME,
+                    downsample=downsample,
+                    run_tag_filter=tb_provider.RunTagFilter(runs=[run.run], tags=[tag]),
+                )
+                break
+            except Exception as exc:  # noqa: BLE001 - only the size limit is retried
+                smaller = _fewer_steps(exc, run.series[tag], downsample)
+                if smaller is None:
+                    raise
+                downsample = smaller
         data = result.get(run.run, {}).get(tag, [])
         by_step: dict[int, np.ndarray] = {}
         for datum in data:
@@ -155,8 +165,11 @@ class Source:
         return sorted(steps)
 
     def sampling(self, run: RunIndex, steps: list[int], layers: list[str]) -> Optional[dict]:
-        """How many epochs TensorBoard dropped from a tensor series, or None when none were."""
-        if not steps or self.sampling_hint == 0:
+        """How many epochs TensorBoard dropped from a tensor series, or None when none were.
+
+        With every tensor kept (``--samples_per_plugin rnn_monitor=0``) epochs are only missing
+        when the series was too large for the data server to send whole (`_fewer_steps`)."""
+        if not steps:
             return None
         logged = self.logged_epochs(run, layers)
         expected = [e for e in logged if e <= steps[-1]]
@@ -164,16 +177,55 @@ class Source:
         missing = [e for e in expected if e not in have]
         if not missing:
             return None
+        total = len(set(expected) | have)
+        if self.sampling_hint == 0:
+            return {
+                "shown": len(steps),
+                "logged": total,
+                "flag": None,
+                "message": (
+                    f"Showing {len(steps)} of {total} logged epochs, evenly spaced: the whole series "
+                    f"is larger than TensorBoard's data server sends at once "
+                    f"({GRPC_MAX_BYTES // 2**20} MB). Fewer units or time steps per epoch "
+                    f"(RNNMonitor(units=..., max_timesteps=...)) or --load_fast=false show every epoch."
+                ),
+            }
         return {
             "shown": len(steps),
-            "logged": len(set(expected) | have),
+            "logged": total,
             "flag": SAMPLES_FLAG,
             "message": (
-                f"TensorBoard kept {len(steps)} of {len(set(expected) | have)} logged epochs of "
+                f"TensorBoard kept {len(steps)} of {total} logged epochs of "
                 f"this series (it samples plugin tensors). Restart TensorBoard with "
                 f"{SAMPLES_FLAG} to see every epoch."
             ),
         }
+
+
+# What TensorBoard's data server (--load_fast=true) may send in one answer: its gRPC client's
+# limit. A longer series is read evenly downsampled instead (`_fewer_steps`).
+GRPC_MAX_BYTES = 256 * 1024 * 1024
+_OVERSIZE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+
+
+def _fewer_steps(exc: Exception, meta: Any, downsample: int) -> Optional[int]:
+    """For an answer over the data server's size limit ("Received message larger than max (N
+    vs. M)", gRPC RESOURCE_EXHAUSTED): how many steps to ask for instead, so that the answer
+    fits with 10% to spare; None for any other error, or when one step does not fit."""
+    text = str(exc)
+    code = getattr(exc, "code", None)
+    code_name = getattr(code() if callable(code) else code, "name", "")
+    if "larger than max" not in text and code_name != "RESOURCE_EXHAUSTED":
+        return None
+    steps = int(getattr(meta, "max_step", 0) or 0) + 1
+    current = min(downsample, steps)
+    match = _OVERSIZE.search(text)
+    if match and int(match.group(1)) > 0:
+        fits = int(current * 0.9 * int(match.group(2)) / int(match.group(1)))
+    else:
+        fits = current // 2
+    fits = min(fits, current - 1)
+    return fits if fits >= 1 else None
 
 
 def _index_run(run: str, tags: dict[str, Any]) -> RunIndex:

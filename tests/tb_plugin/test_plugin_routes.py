@@ -363,6 +363,60 @@ def test_sampling_is_reported_with_the_flag(tmp_path):
     assert len(full["epochs"]) == 14 and full["sampling"] is None
 
 
+class _SizeLimitedProvider:
+    """The Python loader's provider with the Rust data server's gRPC size limit: an answer of
+    more than `limit` bytes fails as grpc's client fails ("Received message larger than max")."""
+
+    def __init__(self, inner, limit: int) -> None:
+        self.inner, self.limit, self.asked = inner, limit, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read_tensors(self, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter):
+        self.asked.append(downsample)
+        result = self.inner.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+                                         downsample=downsample, run_tag_filter=run_tag_filter)
+        size = sum(d.numpy.nbytes for tags in result.values() for data in tags.values() for d in data)
+        if size > self.limit:
+            raise RuntimeError(f"<_InactiveRpcError: status = StatusCode.RESOURCE_EXHAUSTED, details = "
+                               f'"Received message larger than max ({size} vs. {self.limit})">')
+        return result
+
+
+def test_a_series_over_the_data_servers_size_limit_is_read_downsampled(tmp_path):
+    """Issue 13: a series larger than the data server sends at once (256 MB) was an HTTP 500;
+    it is read evenly downsampled instead, and the page is told how many epochs it shows."""
+    synthetic.write_log(str(tmp_path), epochs=12, n_layers=1, timesteps=40, units=16, text_samples=2)
+    mux = pem.EventMultiplexer(tensor_size_guidance={"rnn_monitor": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    one_epoch = 2 * 40 * 16 * 2  # float16 [S, T, U] of one state
+    provider = _SizeLimitedProvider(mux_provider.MultiplexerDataProvider(mux, str(tmp_path)), 5 * one_epoch + 100)
+    ctx = base_plugin.TBContext(logdir=str(tmp_path), data_provider=provider, multiplexer=mux,
+                                sampling_hints={"rnn_monitor": 0})
+    c = wtest.Client(application.TensorBoardWSGI([RNNMonitorPlugin(ctx)], data_provider=provider))
+    code, body = get(c, "/activations", run="rnn_monitor", layer="lstm", state="h")
+    assert code == 200, body
+    assert len(body["epochs"]) <= 5 and body["epochs"][-1] == 11 and body["epoch"] == 11
+    assert body["sampling"]["shown"] == len(body["epochs"]) and body["sampling"]["logged"] == 12
+    assert body["sampling"]["flag"] is None and "data server" in body["sampling"]["message"]
+    # A series that fits is read whole, with no note.
+    code, grads = get(c, "/gradients", run="rnn_monitor", layer="lstm")
+    assert code == 200 and len(grads["epochs"]) == 12 and grads["sampling"] is None
+    # Any other provider error is still an error.
+    assert _fewer_steps_of(RuntimeError("unavailable")) is None
+
+
+def _fewer_steps_of(exc):
+    from tb_plugin.data_source import _fewer_steps
+
+    class Meta:
+        max_step = 99
+
+    return _fewer_steps(exc, Meta(), 1_000_000)
+
+
 # --------------------------------------------------------------------------- hostile input
 @pytest.mark.parametrize(
     "route, params, status",

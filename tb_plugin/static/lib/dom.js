@@ -33,9 +33,11 @@ export function errorNotice(err) {
   return notice("error", err && err.message ? err.message : String(err));
 }
 
-// "Showing n of m epochs": TensorBoard sampled the series; names the flag that keeps them all.
+// "Showing n of m epochs": TensorBoard sampled the series (names the flag that keeps them all),
+// or the series was too large for its data server to send whole (no flag: the server's message).
 export function samplingNotice(sampling) {
   if (!sampling) return null;
+  if (!sampling.flag) return notice("warn", el("strong", { text: "Sampled: " }), sampling.message);
   return notice(
     "warn",
     el("strong", { text: "Sampled: " }),
