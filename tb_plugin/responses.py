@@ -34,6 +34,15 @@ def json_floats(arr: Any, digits: int = 4) -> Any:
     return _reshape(out, a.shape)
 
 
+def binary_grid(arr: Any) -> dict:
+    """A float array as exact little-endian float32 in base64, with its shape: a 512 x 1000
+    grid is 2.7 MB of base64 that encodes in milliseconds, against 4.4 MB of JSON numbers that
+    take about a second to format. NaN (masked or missing) and Inf stay as they are."""
+    a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
+    return {"encoding": "float32-le-base64", "shape": [int(d) for d in a.shape],
+            "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
 def _reshape(flat: list, shape: tuple) -> Any:
     if len(shape) <= 1:
         return flat
@@ -146,8 +155,8 @@ def gradients_response(src: Source, run_name: str, layer_name: str) -> dict:
         "layer": layer_name,
         "epochs": steps,
         "timesteps": int(mat.shape[1]) if mat.ndim == 2 else 0,
-        # matrix[t][e]: timestep x epoch, as the heatmap draws it
-        "matrix": json_floats(mat.T),
+        # matrix [T, E]: timestep x epoch, as the heatmap draws it
+        "matrix": binary_grid(mat.T),
         "min_positive": lo,
         "max": hi,
         "unit_epochs": unit_steps,
@@ -181,7 +190,7 @@ def gradient_units_response(src: Source, run_name: str, layer_name: str, epoch: 
         "epochs": steps,
         "timesteps": int(arr.shape[0]),
         "units": int(arr.shape[1]),
-        "values": json_floats(arr, digits=3),  # values[t][u]
+        "values": binary_grid(arr),  # [T, U]
         "min_positive": lo,
         "max": hi,
         "sampling": src.sampling(run, steps, list(run.layers)),
@@ -213,7 +222,7 @@ def flow_response(src: Source, run_name: str, layer_name: str) -> dict:
         "run": run_name,
         "layer": layer_name,
         "epochs": steps,
-        "flow": json_floats(mat),  # flow[e][k]
+        "flow": binary_grid(mat),  # [E, K]
         "horizon": [horizon(row, floor) for row in mat],
         "floor": floor,
         "min_positive": lo,

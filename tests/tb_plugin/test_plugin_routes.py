@@ -64,6 +64,12 @@ def make_client(logdir: str, samples: int | None = 0) -> wtest.Client:
     return wtest.Client(app)
 
 
+def grid(field: dict) -> np.ndarray:
+    """A route's exact float32 grid (base64, little-endian) as numpy."""
+    assert field["encoding"] == "float32-le-base64"
+    return np.frombuffer(base64.b64decode(field["data"]), dtype="<f4").reshape(field["shape"])
+
+
 def get(client, route, **params):
     resp = client.get(BASE + route, query_string=params)
     body = resp.get_data(as_text=True)
@@ -144,7 +150,7 @@ def test_routes_on_a_real_probe_log(probe_dir):
         code, gu = get(c, "/gradient_units", run="rnn_monitor", layer=name, epoch="0")
         assert code == 200 and (gu["timesteps"], gu["units"]) == (10, units)
         code, f = get(c, "/flow", run="rnn_monitor", layer=name)
-        assert code == 200 and len(f["flow"]) == 2 and len(f["horizon"]) == 2
+        assert code == 200 and grid(f["flow"]).shape[0] == 2 and len(f["horizon"]) == 2
         code, h = get(c, "/health", run="rnn_monitor", layer=name)
         assert code == 200 and set(h["health"]) >= {"grad_norm", "grad_horizon", "dead_ratio"}
     code, act = get(c, "/activations", run="rnn_monitor", layer="lstm")
@@ -219,7 +225,7 @@ def test_gradients_matrix_is_timestep_by_epoch(client, synth_dir):
     code, body = get(client, "/gradients", run="rnn_monitor", layer="lstm")
     assert code == 200
     assert body["epochs"] == [0, 1, 2, 3, 4] and body["timesteps"] == 24
-    m = np.array(body["matrix"], dtype=float)
+    m = grid(body["matrix"])
     assert m.shape == (24, 5)
     assert 0 < body["min_positive"] <= body["max"]
     # forward layer: gradient largest at the last step
@@ -232,13 +238,13 @@ def test_gradient_units_at_epoch(client):
     code, body = get(client, "/gradient_units", run="rnn_monitor", layer="bi_gru/backward", epoch="2")
     assert code == 200
     assert body["epoch"] == 2 and body["timesteps"] == 24 and body["units"] == 8
-    vals = np.array(body["values"], dtype=float)
+    vals = grid(body["values"])
     assert vals.shape == (24, 8) and np.all(vals > 0)
     code, last = get(client, "/gradient_units", run="rnn_monitor", layer="lstm", kind="output_gradients")
     assert code == 200 and last["epoch"] == 4 and last["kind"] == "output_gradients"
 
 
-def test_nan_in_float16_becomes_null(tmp_path):
+def test_gradient_values_are_exact_and_nan_stays_out_of_the_json(tmp_path):
     from rnn_monitor.logdir.writer import SummaryWriter
 
     synthetic.write_log(str(tmp_path), epochs=2, n_layers=1, timesteps=5, units=3, text_samples=1)
@@ -253,14 +259,22 @@ def test_nan_in_float16_becomes_null(tmp_path):
     text = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "NaN" not in text and "Infinity" not in text
     body = json.loads(text)
-    assert body["values"][0] == [None, None, None] and body["values"][1][1] is None
-    assert body["values"][2] == [1.0, 1.0, 1.0]
+    vals = grid(body["values"])
+    assert np.isnan(vals[0]).all() and vals[1, 1] == np.inf  # masked step; an overflow
+    assert (vals[2] == 1.0).all()
+    # float32 values arrive exactly as written (JSON numbers were rounded to 3 digits)
+    w = SummaryWriter(str(tmp_path / "rnn_monitor"))
+    exact = np.array([[1.2345678e-20, 3.1415927], [2.7182817, 6.0e-8]], np.float32)
+    w.plugin_tensor("timestep_gradients", exact, 8, layer="lstm")
+    w.close()
+    code, body = get(make_client(str(tmp_path)), "/gradient_units", run="rnn_monitor", layer="lstm", epoch="8")
+    np.testing.assert_array_equal(grid(body["values"]), exact)
 
 
 def test_flow_and_horizon(client):
     code, body = get(client, "/flow", run="rnn_monitor", layer="lstm")
     assert code == 200
-    flow = np.array(body["flow"], dtype=float)
+    flow = grid(body["flow"])
     assert flow.shape == (5, 24) and flow[0, 0] == pytest.approx(1.0)
     assert body["floor"] == pytest.approx(1e-3)
     for row, h in zip(flow, body["horizon"]):

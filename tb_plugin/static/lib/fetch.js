@@ -63,3 +63,16 @@ export function decodeFloat16(b64) {
   for (let i = 0; i < n; i++) out[i] = table[bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8)];
   return out;
 }
+
+// A grid the routes send as exact float32 (little-endian, base64) with its shape [rows, cols]
+// -> an array of rows (Float32Array views; NaN where nothing was measured).
+export function decodeGrid(grid) {
+  const bin = atob(grid.data);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const flat = new Float32Array(bytes.buffer);
+  const [rows, cols] = grid.shape.length === 2 ? grid.shape : [1, flat.length];
+  const out = new Array(rows);
+  for (let r = 0; r < rows; r++) out[r] = flat.subarray(r * cols, (r + 1) * cols);
+  return out;
+}

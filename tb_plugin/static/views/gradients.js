@@ -4,7 +4,7 @@
 import { VIRIDIS, logScale, ramp, rgb } from "../lib/colour.js";
 import { drawLines, panelWidth } from "../lib/chart.js";
 import { debounce, el, errorNotice, noProbe, notice, samplingNotice, section } from "../lib/dom.js";
-import { api } from "../lib/fetch.js";
+import { api, decodeGrid } from "../lib/fetch.js";
 import { fmt } from "../lib/format.js";
 import { attachHover, drawHeatmap } from "../lib/heatmap.js";
 
@@ -38,6 +38,7 @@ export async function renderGradients(view, layer, stale, state) {
   if (sn) banner.append(sn);
 
   // 1. g[t] heatmap: x = timestep, y = epoch
+  const gmat = decodeGrid(grads.matrix); // [T][E]
   const T = grads.timesteps;
   const E = grads.epochs.length;
   const canvas = el("canvas", { id: "grad-heatmap", class: "heatmap", role: "img", "aria-label": `Heatmap of g[t] for ${layer.name}: ${T} timesteps by ${E} epochs` });
@@ -49,7 +50,7 @@ export async function renderGradients(view, layer, stale, state) {
   const geom = drawHeatmap(canvas, {
     rows: E,
     cols: T,
-    value: (r, c) => grads.matrix[c][r],
+    value: (r, c) => gmat[c][r],
     scale,
     width,
     height,
@@ -60,7 +61,7 @@ export async function renderGradients(view, layer, stale, state) {
     barLabel: "g[t] (log)",
   });
   canvas.dataset.paintedAt = String(Math.round(performance.now()));
-  attachHover(canvas, geom, E, T, (r, c) => `epoch ${grads.epochs[r]}, t = ${c}: g = ${fmt(grads.matrix[c][r])}`, readout);
+  attachHover(canvas, geom, E, T, (r, c) => `epoch ${grads.epochs[r]}, t = ${c}: g = ${fmt(gmat[c][r])}`, readout);
 
   // 2. per-unit heatmap with an epoch slider
   let uEpochs = (grads.unit_epochs || []).slice();
@@ -105,11 +106,12 @@ export async function renderGradients(view, layer, stale, state) {
       uStatus.replaceChildren();
       const U = body.units;
       const Tn = body.timesteps;
+      const vals = decodeGrid(body.values); // [T][U]
       const uh = Math.max(200, Math.min(420, 50 + U * 2));
       const ug = drawHeatmap(uCanvas, {
         rows: U,
         cols: Tn,
-        value: (r, c) => body.values[c][r],
+        value: (r, c) => vals[c][r],
         scale: logScale(body.min_positive, body.max),
         width,
         height: uh,
@@ -121,7 +123,7 @@ export async function renderGradients(view, layer, stale, state) {
       });
       uCanvas.dataset.epoch = String(epoch);
       uCanvas.dataset.paintedAt = String(Math.round(performance.now()));
-      attachHover(uCanvas, ug, U, Tn, (r, c) => `epoch ${epoch}, t = ${c}, unit ${r}: G = ${fmt(body.values[c][r])}`, uReadout);
+      attachHover(uCanvas, ug, U, Tn, (r, c) => `epoch ${epoch}, t = ${c}, unit ${r}: G = ${fmt(vals[c][r])}`, uReadout);
       drawFlowCurves();
     };
     const redraw = debounce(drawUnits, 60);
@@ -139,6 +141,7 @@ export async function renderGradients(view, layer, stale, state) {
 
   // 3. temporal flow
   let flow = null;
+  let flowRows = []; // [E][K]
   const fCanvas = el("canvas", { id: "flow-chart", role: "img", "aria-label": `Temporal flow curves for ${layer.name}` });
   const fInfo = el("p", { class: "sub" });
   flowCard.append(fCanvas, fInfo);
@@ -148,15 +151,15 @@ export async function renderGradients(view, layer, stale, state) {
     const chosenEpoch = uEpochs.length ? uEpochs[state.gradEpochIndex] : flow.epochs[n - 1];
     let ci = flow.epochs.indexOf(chosenEpoch);
     if (ci < 0) ci = n - 1;
-    const K = Math.max(...flow.flow.map((r) => r.length));
-    const series = flow.flow.map((row, i) => ({
+    const K = Math.max(...flowRows.map((r) => r.length));
+    const series = flowRows.map((row, i) => ({
       x: row.map((_, k) => k),
       y: row,
       color: rgb(ramp(VIRIDIS, n > 1 ? (0.85 * i) / (n - 1) : 0.5)),
       width: 1,
       noDots: true,
     }));
-    series.push({ x: flow.flow[ci].map((_, k) => k), y: flow.flow[ci], color: "#d32f2f", width: 2.5, noDots: true });
+    series.push({ x: flowRows[ci].map((_, k) => k), y: flowRows[ci], color: "#d32f2f", width: 2.5, noDots: true });
     const h = flow.horizon[ci];
     drawLines(fCanvas, {
       series,
@@ -183,6 +186,7 @@ export async function renderGradients(view, layer, stale, state) {
   }
   try {
     flow = await api("flow", params);
+    flowRows = decodeGrid(flow.flow);
   } catch (err) {
     flowCard.append(errorNotice(err));
     return;
