@@ -24,6 +24,7 @@ import numpy as np
 
 from rnn_monitor.logdir import metadata
 from rnn_monitor.logdir.writer import SummaryWriter
+from rnn_monitor.stats.gradients import bin_time
 
 GATES = {"lstm": ["i", "f", "c", "o"], "gru": ["z", "r", "h"], "simple_rnn": ["h"]}
 THRESHOLDS = {
@@ -95,12 +96,12 @@ def _char_features(chars: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _tensor(writer: SummaryWriter, kind: str, data: np.ndarray, step: int, layer=None, state=None,
-            float16_bytes: bool = False) -> None:
+            float16_bytes: bool = False, **extra) -> None:
     """`writer.plugin_tensor`, or with `float16_bytes` the same tensor with its float16 data as
     raw little-endian bytes (``tensor_content``) instead of ``half_val`` varints: the same
     TensorProto to every reader, ~250x faster to decode (see docs/dashboard.md)."""
     if not (float16_bytes and data.dtype == np.float16):
-        writer.plugin_tensor(kind, data, step, layer=layer, state=state)
+        writer.plugin_tensor(kind, data, step, layer=layer, state=state, **extra)
         return
     from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
@@ -130,11 +131,13 @@ def write_log(
     layers: Optional[list[tuple[str, str, str]]] = None,
     float16_bytes: bool = False,
     gradients_float32: bool = False,
+    time_bin: int = 1,
 ) -> str:
     """Write the log under ``<log_dir>/rnn_monitor``; returns that run directory.
 
     `gradients_float32` stores G and the output gradients in float32, as `RNNMonitor` does
-    (default float16: smaller, as the earlier benchmarks ran).
+    (default float16: smaller, as the earlier benchmarks ran). `time_bin` > 1 writes them as
+    means over that many steps, as `RNNMonitor` does for long sequences under its byte cap.
     """
     grad_dtype = np.float32 if gradients_float32 else np.float16
     rng = np.random.default_rng(seed)
@@ -181,11 +184,12 @@ def write_log(
             writer.plugin_tensor(metadata.TIMESTEP_GRAD_NORM, g.astype(np.float32), epoch, layer=name)
             G = (g[:, None] * unit_scale[None, :] / np.sqrt(units)
                  * rng.lognormal(0.0, 0.3, size=(timesteps, units)))
-            _tensor(writer, metadata.TIMESTEP_GRADIENTS, G.astype(grad_dtype), epoch, layer=name,
-                    float16_bytes=float16_bytes)
+            binned = {"time_bin": time_bin} if time_bin > 1 else {}
+            _tensor(writer, metadata.TIMESTEP_GRADIENTS, bin_time(G, time_bin).astype(grad_dtype), epoch,
+                    layer=name, float16_bytes=float16_bytes, **binned)
             out = G * (0.3 + 0.2 * rng.random((timesteps, units)))
-            _tensor(writer, metadata.OUTPUT_GRADIENTS, out.astype(grad_dtype), epoch, layer=name,
-                    float16_bytes=float16_bytes)
+            _tensor(writer, metadata.OUTPUT_GRADIENTS, bin_time(out, time_bin).astype(grad_dtype), epoch,
+                    layer=name, float16_bytes=float16_bytes, **binned)
             K = timesteps
             flow = np.exp(-np.arange(K) / decay)
             writer.plugin_tensor(metadata.TEMPORAL_FLOW, flow.astype(np.float32), epoch, layer=name)
@@ -277,6 +281,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="store float16 tensors as raw bytes (tensor_content), not half_val")
     parser.add_argument("--gradients-float32", action="store_true",
                         help="G and output gradients in float32, as RNNMonitor writes them")
+    parser.add_argument("--time-bin", type=int, default=1,
+                        help="G and output gradients as means over this many steps (RNNMonitor's "
+                             "default cap picks 15 at 4 layers x T=1000 x 512 units)")
     args = parser.parse_args(argv)
     use_fast_crc()
     start = time.time()
@@ -284,7 +291,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.log_dir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
         units=args.units, text_samples=args.text_samples,
         states=[s for s in args.states.split(",") if s] or None, float16_bytes=args.float16_bytes,
-        gradients_float32=args.gradients_float32,
+        gradients_float32=args.gradients_float32, time_bin=args.time_bin,
     )
     size = sum(os.path.getsize(os.path.join(run_dir, f)) for f in os.listdir(run_dir))
     print(json.dumps({"run_dir": run_dir, "bytes": size, "seconds": round(time.time() - start, 1)}))

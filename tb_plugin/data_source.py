@@ -119,6 +119,15 @@ class Source:
         self.cache.put(key, version, out, sum(a.nbytes if hasattr(a, "nbytes") else 64 for _, a in out))
         return out
 
+    def time_bin(self, run: RunIndex, tag: str) -> int:
+        """Steps per time bin of a per-unit gradient series (its metadata's ``time_bin``; 1)."""
+        meta = run.series.get(tag)
+        try:
+            content = metadata.parse_plugin_content(meta.plugin_content) if meta is not None else {}
+            return max(1, int(content.get("time_bin", 1) or 1))
+        except (ValueError, TypeError):
+            return 1
+
     def manifest(self, run: RunIndex) -> Optional[dict]:
         tag = run.run_kinds.get(metadata.MANIFEST)
         if tag is None:

@@ -188,7 +188,8 @@ def gradient_units_response(src: Source, run_name: str, layer_name: str, epoch: 
         "kind": kind,
         "epoch": chosen,
         "epochs": steps,
-        "timesteps": int(arr.shape[0]),
+        "timesteps": int(arr.shape[0]),  # columns: time bins when time_bin > 1
+        "time_bin": src.time_bin(run, layer.kinds[kind]),
         "units": int(arr.shape[1]),
         "values": binary_grid(arr),  # [T, U]
         "min_positive": lo,

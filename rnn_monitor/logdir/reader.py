@@ -129,12 +129,22 @@ class Run:
         return out
 
     def timestep_gradients(self, layer: str) -> np.ndarray:
-        """[n_epochs, T, units]: mean_b |dL/dh_t| through the recurrence; NaN where masked."""
+        """[n_epochs, T, units]: mean_b |dL/dh_t| through the recurrence; NaN where masked.
+        With ``gradient_time_bin(layer) = k > 1`` the time axis has ceil(T / k) bins, each the
+        mean over its k steps."""
         return self._stack(metadata.TIMESTEP_GRADIENTS, layer)
 
     def output_gradients(self, layer: str) -> np.ndarray:
-        """[n_epochs, T, units]: mean_b |dL/d(out_t)|, the direct path only."""
+        """[n_epochs, T, units]: mean_b |dL/d(out_t)|, the direct path only (binned as
+        `timestep_gradients`)."""
         return self._stack(metadata.OUTPUT_GRADIENTS, layer)
+
+    def gradient_time_bin(self, layer: str) -> int:
+        """Steps per time bin of `timestep_gradients` / `output_gradients`: 1 (every step) unless
+        the byte cap made the monitor write them as means over k consecutive steps."""
+        self._check_layer(layer)
+        raw = self._tensors.get(metadata.plugin_tag(metadata.TIMESTEP_GRADIENTS, layer=layer), {})
+        return max((int(content.get("time_bin", 1) or 1) for content, _ in raw.values()), default=1)
 
     def timestep_grad_norm(self, layer: str) -> np.ndarray:
         """[n_epochs, T]: g[t] = mean_b ||dL/dh_t||."""

@@ -21,7 +21,9 @@ sequences only), NaN in activations, excluded from every statistic.
 Byte cap: `max_bytes_per_epoch` (default `DEFAULT_MAX_BYTES`, 1.9 MB) bounds what is written per
 logged epoch, counting everything written through the shared writer since this part last wrote
 (the weight part's histograms and images and the previous epoch's scalars included). The
-gradient tensors (G and output gradients in float32, g, F) are always written; then, while the
+gradient tensors (G and output gradients in float32, g, F) are always written (G and the output
+gradients as means over bins of consecutive steps when, at full resolution, they would take more
+than `GRADIENT_SHARE` of the cap: long sequences x wide layers); then, while the
 budget allows, the tokens, the gradient heatmap image and the activations (h of every layer
 first, then c, then the gates). What was left out is said once in the log. With the defaults the
 reference model of `benchmarks/overhead.py` (Embedding 32 -> LSTM 128 -> LSTM 128, T = 100, 4
@@ -46,11 +48,16 @@ from rnn_monitor.probe.layer_stats import layer_stats, state_names
 from rnn_monitor.probe.units import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
 from rnn_monitor.record import EpochRecord
+from rnn_monitor.stats import gradients as gstats
 
 logger = logging.getLogger("rnn_monitor")
 
 DEFAULT_MAX_BYTES = DEFAULT_MAX_BYTES_PER_EPOCH
 MAX_VOCAB_LABELS = 5000  # token names kept in the manifest for the average-input axis
+# Share of max_bytes_per_epoch that G and the output gradients may take before they are written
+# binned over time (`stats.gradients.gradient_time_bin`); the rest is for g, F, tokens, images and
+# activations.
+GRADIENT_SHARE = 0.6
 _UNSET = object()
 
 
@@ -103,6 +110,7 @@ class ProbeMonitor:
         self.gradients = False
         self.batch_size = 0
         self.timesteps: Optional[int] = None
+        self.time_bin: Optional[int] = None  # steps per bin of the written G (chosen at the first epoch)
         self.last_seconds: Optional[float] = None  # wall time of the last probe (run + writes)
         self.last_results: Optional[dict] = None  # numpy results of the last probe, input order
         self._unroller = None
@@ -268,7 +276,6 @@ class ProbeMonitor:
                 say_once=self._say_once, refuse=self._cannot,
             )
             results[info.name] = out
-            queue_writes(info, out, essentials, optional, with_image=self.images)
             inputs, vocab_size = self._unit_inputs or (None, None)
             if inputs is not None and out.get("h_rows") is not None and out["h_rows"].shape[1] != inputs.shape[1]:
                 self._say_once(f"units-steps:{info.name}", "rnn_monitor: layer %r runs %d steps over %d input "
@@ -277,6 +284,24 @@ class ProbeMonitor:
                 out["units"] = describe_units(inputs, out["h_rows"], info.direction == "backward",
                                               self.average_input_window, vocab_size)
                 queue_unit_writes(info.name, out["units"], vocab_size is None, optional, self.images)
+        if self.time_bin is None:  # chosen once: every epoch of the run has the same shapes
+            widths = [out["G"].shape[-1] for out in results.values() if out.get("G") is not None]
+            steps = max((out["G"].shape[0] for out in results.values() if out.get("G") is not None), default=0)
+            cap = self.max_bytes_per_epoch
+            self.time_bin = gstats.gradient_time_bin(steps, widths, None if cap is None else GRADIENT_SHARE * cap)
+            if self.time_bin > 1:
+                self._say_once(
+                    "time-bin",
+                    "rnn_monitor: per-unit gradients of %d layers x %d steps would take most of "
+                    "max_bytes_per_epoch=%s, so G and the output gradients are written as means over "
+                    "%d consecutive steps (g[t] and the temporal flow keep every step); pass "
+                    "max_bytes_per_epoch=None, units=[...] or max_timesteps to keep every step",
+                    len(widths), steps, cap, self.time_bin, level=logging.INFO,
+                )
+        for info in self.infos:
+            if info.name in results:
+                queue_writes(info, results[info.name], essentials, optional, with_image=self.images,
+                             time_bin=self.time_bin)
         if not self._tokens_written and self.vocabulary is not None:
             tokens = encode_tokens(self.x, self.vocabulary, self.text_samples, self._say_once)
             if tokens is not None:

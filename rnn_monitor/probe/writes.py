@@ -12,22 +12,29 @@ from rnn_monitor.logdir import images, metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.probe.data import first_array
 from rnn_monitor.probe.layer_stats import state_names
+from rnn_monitor.stats import gradients as gstats
 
 MAX_IMAGE_STEPS = 1024
 
 
-def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list, with_image: bool) -> None:
+def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list, with_image: bool,
+                 time_bin: int = 1) -> None:
     """Add one layer's writes: gradient tensors to `essentials` (always written), the heatmap
-    image and the activations to `optional` as ``(priority, size estimate, item, label)``."""
+    image and the activations to `optional` as ``(priority, size estimate, item, label)``.
+    G and the output gradients are written as means over `time_bin` consecutive steps (1: every
+    step; the tensors' metadata says ``time_bin``); the image is drawn from the full G."""
     name = info.name
+    binned = {"time_bin": int(time_bin)} if time_bin > 1 else {}
     if out.get("G") is not None:
-        essentials.append((metadata.TIMESTEP_GRADIENTS, out["G"].astype(np.float32), name, None))
+        G = gstats.bin_time(out["G"].astype(np.float32), time_bin)
+        essentials.append((metadata.TIMESTEP_GRADIENTS, G, name, None, binned))
     if out.get("O") is not None:
-        essentials.append((metadata.OUTPUT_GRADIENTS, out["O"].astype(np.float32), name, None))
+        O = gstats.bin_time(out["O"].astype(np.float32), time_bin)
+        essentials.append((metadata.OUTPUT_GRADIENTS, O, name, None, binned))
     if out.get("g") is not None:
-        essentials.append((metadata.TIMESTEP_GRAD_NORM, out["g"].astype(np.float32), name, None))
+        essentials.append((metadata.TIMESTEP_GRAD_NORM, out["g"].astype(np.float32), name, None, {}))
     if out.get("F") is not None:
-        essentials.append((metadata.TEMPORAL_FLOW, out["F"].astype(np.float32), name, None))
+        essentials.append((metadata.TEMPORAL_FLOW, out["F"].astype(np.float32), name, None, {}))
     if with_image and out.get("G") is not None:
         rgb = gradient_image(out["G"])
         size = rgb.size // 4 + 500  # PNG estimate; the exact size is counted after writing
@@ -90,8 +97,8 @@ def write_within_cap(
     (counted from `start_bytes`) stay under `cap`. An optional item is an image, one plugin
     tensor ``(kind, data, layer, state)``, or a list of tensors written together.
     Returns (labels left out, tokens written)."""
-    for kind, data, layer, state in essentials:
-        writer.plugin_tensor(kind, data, epoch, layer=layer, state=state)
+    for kind, data, layer, state, extra in essentials:
+        writer.plugin_tensor(kind, data, epoch, layer=layer, state=state, **extra)
     skipped: list[str] = []
     wrote_tokens = False
     for _priority, size, item, label in sorted(optional, key=lambda o: o[0]):

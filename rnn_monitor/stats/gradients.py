@@ -10,11 +10,15 @@ Definitions (DESIGN.md, "Definitions"), with masking made explicit:
   masking this is exactly ``mean_b ||.|| / mean_b ||v_b||``). Only sequences with at least
   k + 1 valid steps enter F[k] (numerator and denominator alike). NaN where that is no sequence
   or where every ``v_b`` is 0.
+* Long sequences under the byte cap: G and the output gradients may be written as means over
+  bins of k consecutive steps (`gradient_time_bin`, `bin_time`); g[t] and F[k] never are.
 * ``grad_horizon`` = largest k with ``F[j] >= floor`` for all j <= k (0 when F is empty, NaN
   or F[0] fails).
 """
 
 from __future__ import annotations
+
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -111,3 +115,37 @@ def early_late_ratio(g: np.ndarray, backward: bool = False) -> float:
     if finite.size < 2 or finite[-1] == 0:
         return float("nan")
     return float(finite[0] / finite[-1])
+
+
+def gradient_time_bin(timesteps: int, units: Sequence[int], budget_bytes: Optional[float]) -> int:
+    """Steps per time bin of the per-unit gradients G and output gradients (float32 [T, U] each
+    per layer) so that, for layers of `units`, both fit `budget_bytes` together: 1 (every step)
+    when they fit or there is no budget, else the smallest k with
+    ``sum_l 2 * ceil(T / k) * U_l * 4 <= budget``. g[t] and F[k] are never binned."""
+    if budget_bytes is None or timesteps < 2 or not units:
+        return 1
+    per_step = 2 * 4 * sum(int(u) for u in units)
+    for k in range(1, timesteps + 1):
+        if -(-timesteps // k) * per_step <= budget_bytes:
+            return k
+    return timesteps
+
+
+def bin_time(values: np.ndarray, k: int) -> np.ndarray:
+    """[T, ...] -> [ceil(T / k), ...]: the mean over each run of k consecutive steps (the last bin
+    may be shorter), NaN (masked) steps left out; a bin with no value is NaN. With k = 1 the input
+    itself. Exact: each entry is the mean of the per-step values it covers."""
+    values = np.asarray(values)
+    if k <= 1:
+        return values
+    steps = values.shape[0]
+    n_bins = -(-steps // k)
+    pad = n_bins * k - steps
+    padded = np.concatenate([values.astype(np.float64), np.full((pad,) + values.shape[1:], np.nan)])
+    blocks = padded.reshape((n_bins, k) + values.shape[1:])
+    finite = ~np.isnan(blocks)
+    count = finite.sum(axis=1)
+    total = np.where(finite, blocks, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out.astype(values.dtype if values.dtype.kind == "f" else np.float64)

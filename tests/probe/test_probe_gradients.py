@@ -164,3 +164,33 @@ def test_timestep_gradients_match_independent_bptt(kind, return_sequences, log_d
         loss = keras.losses.MeanSquaredError()(y, model(x))
     wg = tape.gradient(loss, rnn.cell.trainable_weights)
     np.testing.assert_allclose(norm[-1], np.sqrt(sum(np.sum(np.square(w.numpy())) for w in wg)), rtol=1e-5)
+
+
+def test_long_wide_gradients_are_binned_over_time_under_the_byte_cap(log_dir, caplog):
+    """Issue 13: when G and the output gradients at every step would take more than 60% of
+    max_bytes_per_epoch, they are written as means over k consecutive steps (k the smallest that
+    fits), each bin equal to the mean of the independent BPTT's per-step values; g[t] and F keep
+    every step, and the run says k."""
+    import logging
+
+    model, rnn, head = _build("gru", True)
+    x, y = _data(True)
+    # G + O at every step: 2 x T x U x 4 = 192 bytes; 60% of 200 = 120 fits 3 bins of 2 steps.
+    monitor = RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True, alerts=False, images=False,
+                         histograms=False, max_bytes_per_epoch=200)
+    with caplog.at_level(logging.INFO, logger="rnn_monitor"):
+        model.fit(x, y, epochs=1, batch_size=B, verbose=0, callbacks=[monitor])
+    direct, total, flow = _reference("gru", model, rnn, head, x, y, True)
+    run = load_run(log_dir)
+    k = run.gradient_time_bin("rnn")
+    assert k == 2 and "means over 2 consecutive steps" in caplog.text
+    G, O = run.timestep_gradients("rnn")[-1], run.output_gradients("rnn")[-1]
+    per_step_G, per_step_O = np.abs(total).mean(0), np.abs(direct).mean(0)  # [T, U]
+    expected_G = np.array([per_step_G[i : i + k].mean(0) for i in range(0, T, k)])
+    expected_O = np.array([per_step_O[i : i + k].mean(0) for i in range(0, T, k)])
+    assert G.shape == (T // k, U)
+    np.testing.assert_allclose(G, expected_G, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(O, expected_O, rtol=1e-5, atol=1e-10)
+    g = run.timestep_grad_norm("rnn")[-1]
+    np.testing.assert_allclose(g, np.linalg.norm(total, axis=2).mean(0), rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(run.temporal_flow("rnn")[-1], flow, rtol=1e-4, atol=1e-9)

@@ -244,6 +244,22 @@ def test_gradient_units_at_epoch(client):
     assert code == 200 and last["epoch"] == 4 and last["kind"] == "output_gradients"
 
 
+def test_gradient_units_say_their_time_bin(tmp_path):
+    """Per-unit gradients written as means over 4 steps: the route says so (time_bin) and sends
+    ceil(T / 4) columns; g[t] keeps every step."""
+    synthetic.write_log(str(tmp_path), epochs=2, n_layers=1, timesteps=10, units=3, text_samples=1,
+                        gradients_float32=True, time_bin=4)
+    c = make_client(str(tmp_path))
+    code, body = get(c, "/gradient_units", run="rnn_monitor", layer="lstm")
+    assert code == 200 and body["time_bin"] == 4 and grid(body["values"]).shape == (3, 3)
+    code, g = get(c, "/gradients", run="rnn_monitor", layer="lstm")
+    assert grid(g["matrix"]).shape == (10, 2)
+    plain = tmp_path / "plain"
+    synthetic.write_log(str(plain), epochs=1, n_layers=1, timesteps=5, units=2, text_samples=1)
+    code, body = get(make_client(str(plain)), "/gradient_units", run="rnn_monitor", layer="lstm")
+    assert body["time_bin"] == 1
+
+
 def test_gradient_values_are_exact_and_nan_stays_out_of_the_json(tmp_path):
     from rnn_monitor.logdir.writer import SummaryWriter
 

@@ -106,7 +106,12 @@ export async function renderGradients(view, layer, stale, state) {
       uStatus.replaceChildren();
       const U = body.units;
       const Tn = body.timesteps;
-      const vals = decodeGrid(body.values); // [T][U]
+      const vals = decodeGrid(body.values); // [T][U]; columns are bins of `bin` steps when bin > 1
+      const bin = body.time_bin || 1;
+      const steps = (c) => (bin > 1 ? `t = ${c * bin}..${c * bin + bin - 1} (mean)` : `t = ${c}`);
+      if (bin > 1) {
+        uStatus.append(notice("info", `Each column is the mean over ${bin} consecutive steps: at full resolution these gradients would not fit the per-epoch byte cap (RNNMonitor(max_bytes_per_epoch=None) keeps every step). g[t] above and the temporal flow below have every step.`));
+      }
       const uh = Math.max(200, Math.min(420, 50 + U * 2));
       const ug = drawHeatmap(uCanvas, {
         rows: U,
@@ -117,13 +122,13 @@ export async function renderGradients(view, layer, stale, state) {
         height: uh,
         xLabel: "timestep t",
         yLabel: "unit",
-        xTick: (c) => String(c),
+        xTick: (c) => String(c * bin),
         yTick: (r) => String(r),
         barLabel: "G[t,u] (log)",
       });
       uCanvas.dataset.epoch = String(epoch);
       uCanvas.dataset.paintedAt = String(Math.round(performance.now()));
-      attachHover(uCanvas, ug, U, Tn, (r, c) => `epoch ${epoch}, t = ${c}, unit ${r}: G = ${fmt(vals[c][r])}`, uReadout);
+      attachHover(uCanvas, ug, U, Tn, (r, c) => `epoch ${epoch}, ${steps(c)}, unit ${r}: G = ${fmt(vals[c][r])}`, uReadout);
       drawFlowCurves();
     };
     const redraw = debounce(drawUnits, 60);
