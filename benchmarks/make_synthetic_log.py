@@ -205,7 +205,7 @@ def write_log(
             state_values = {"h": h, "c": 1.8 * pre}
             for gi, gate in enumerate(GATES[kind]):
                 state_values.setdefault(gate, 1 / (1 + np.exp(-(pre * (0.5 + 0.2 * gi)))))
-            wanted = states or (["h", "c"] if kind == "lstm" else ["h"]) + GATES[kind]
+            wanted = list(states) if states is not None else (["h", "c"] if kind == "lstm" else ["h"]) + GATES[kind]
             seen = set()
             for state in wanted:
                 if state in seen or state not in state_values:

@@ -190,6 +190,12 @@ def main(argv=None) -> int:
     parser.add_argument("--gradients-float32", action="store_true",
                         help="generate G and output gradients in float32, as RNNMonitor writes them")
     parser.add_argument("--text-samples", type=int, default=4, help="sequences with activations")
+    parser.add_argument("--states", default="h",
+                        help="activation states written per layer ('none': RNNMonitor's default cap "
+                             "leaves them all out at 4 x T=1000 x 512)")
+    parser.add_argument("--time-bin", type=int, default=1,
+                        help="G and output gradients as k-step means (RNNMonitor's default at "
+                             "4 x T=1000 x 512 is 15)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--tensorboard", default=None,
                         help="command that starts tensorboard (default: the venv's `tensorboard`)")
@@ -201,15 +207,17 @@ def main(argv=None) -> int:
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "log": f"{args.epochs} epochs x {args.layers} layers x T={args.timesteps} x {args.units} units",
                      "float16_bytes": args.float16_bytes, "gradients_float32": args.gradients_float32,
-                     "text_samples": args.text_samples}
+                     "text_samples": args.text_samples, "states": args.states, "time_bin": args.time_bin}
     if not logdir or not os.path.isdir(os.path.join(logdir, "rnn_monitor")):
         logdir = logdir or tempfile.mkdtemp(prefix="rnn_monitor_bench_")
         t = time.time()
         synthetic = _synthetic()
         results["fast_crc"] = synthetic.use_fast_crc()
         synthetic.write_log(logdir, epochs=args.epochs, n_layers=args.layers, timesteps=args.timesteps,
-                               units=args.units, text_samples=args.text_samples, states=["h"],
-                               float16_bytes=args.float16_bytes, gradients_float32=args.gradients_float32)
+                               units=args.units, text_samples=args.text_samples,
+                               states=[] if args.states == "none" else args.states.split(","),
+                               float16_bytes=args.float16_bytes, gradients_float32=args.gradients_float32,
+                               time_bin=args.time_bin)
         results["write_s"] = round(time.time() - t, 1)
     run_dir = os.path.join(logdir, "rnn_monitor")
     results["log_MB"] = round(sum(os.path.getsize(os.path.join(run_dir, f)) for f in os.listdir(run_dir)) / 2**20, 1)
