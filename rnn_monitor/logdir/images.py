@@ -64,19 +64,62 @@ def upscale(rgb: np.ndarray, target: int = 512, max_size: int = 1024) -> np.ndar
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
+MAX_WEIGHT_PIXELS = 100_000  # a weight image's pixels before enlarging (about 100 kB of PNG)
+
+
+def max_abs_pool(mat: np.ndarray, factor: int) -> np.ndarray:
+    """[H, W] -> [ceil(H/f), ceil(W/f)]: each block's entry of largest magnitude, sign kept (the
+    colour scale's extremes survive); a block with a NaN or Inf is NaN (shown as non-finite)."""
+    if factor <= 1:
+        return mat
+    h, w = mat.shape
+    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
+    padded = np.zeros((hp, wp))
+    padded[:h, :w] = mat
+    blocks = padded.reshape(hp // factor, factor, wp // factor, factor).transpose(0, 2, 1, 3)
+    blocks = blocks.reshape(hp // factor, wp // factor, factor * factor)
+    finite = np.isfinite(blocks)
+    safe = np.where(finite, blocks, 0.0)
+    pick = np.take_along_axis(safe, np.abs(safe).argmax(axis=-1)[..., None], axis=-1)[..., 0]
+    return np.where(finite.all(axis=-1), pick, np.nan)
+
+
+def pool_factor(rows: int, cols: int, max_pixels: int = MAX_WEIGHT_PIXELS) -> int:
+    """The smallest whole factor f with ceil(rows/f) * ceil(cols/f) <= max_pixels."""
+    f = 1
+    while -(-rows // f) * -(-cols // f) > max_pixels:
+        f += 1
+    return f
+
+
 def weight_heatmap(
-    weights: Sequence[np.ndarray], gate_width: Optional[int] = None, gap: int = 2
+    weights: Sequence[np.ndarray], gate_width: Optional[int] = None, gap: int = 2,
+    max_pixels: int = MAX_WEIGHT_PIXELS,
 ) -> np.ndarray:
     """Kernel, recurrent kernel and bias, one band each, columns in gate order.
 
     Each band has its own symmetric colour scale (they differ by orders of magnitude); bands
     are separated by `gap` dark rows and gates by a dark column every `gate_width` columns.
+    Layers with more than `max_pixels` weights are shown at 1/f resolution (`weight_pool`): each
+    pixel the largest-magnitude weight of an f x f block, pooled gate by gate, so the image of a
+    large layer stays near 100 kB instead of megabytes.
     """
-    bands = []
-    width = max(np.atleast_2d(w).reshape(-1, np.shape(w)[-1]).shape[1] for w in weights)
+    mats = []
     for arr in weights:
         mat = np.atleast_2d(np.asarray(arr, dtype=np.float64))
-        mat = mat.reshape(-1, mat.shape[-1])
+        mats.append(mat.reshape(-1, mat.shape[-1]))
+    factor = weight_pool(mats, max_pixels)
+    if factor > 1:
+        pooled = []
+        for mat in mats:
+            step = gate_width if gate_width and mat.shape[1] % gate_width == 0 else mat.shape[1]
+            pooled.append(np.concatenate([max_abs_pool(mat[:, c : c + step], factor)
+                                          for c in range(0, mat.shape[1], step)], axis=1))
+        mats = pooled
+        gate_width = -(-gate_width // factor) if gate_width else gate_width
+    bands = []
+    width = max(m.shape[1] for m in mats)
+    for mat in mats:
         rgb = colorize(mat)
         if rgb.shape[1] < width:  # pad narrower blocks (never happens for stock cells)
             pad = np.full((rgb.shape[0], width - rgb.shape[1], 3), 255, np.uint8)
@@ -89,6 +132,13 @@ def weight_heatmap(
         cuts = list(range(gate_width, width, gate_width))
         image = np.insert(image, cuts, SEPARATOR_RGB, axis=1)
     return upscale(image)
+
+
+def weight_pool(mats: Sequence[np.ndarray], max_pixels: int = MAX_WEIGHT_PIXELS) -> int:
+    """The pooling factor of `weight_heatmap` for these [rows, cols] weight matrices."""
+    rows = sum(m.shape[0] for m in mats)
+    cols = max(m.shape[1] for m in mats)
+    return pool_factor(rows, cols, max_pixels)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

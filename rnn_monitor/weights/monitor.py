@@ -51,10 +51,16 @@ class WeightMonitor:
         order = [r for r in ("kernel", "recurrent_kernel", "bias") if r in arrays]
         if not order:
             order = list(arrays)
-        rgb = images.weight_heatmap([arrays[r] for r in order], gate_width=info.units if info.gates else None)
+        mats = [arrays[r] for r in order]
+        rgb = images.weight_heatmap(mats, gate_width=info.units if info.gates else None)
+        flat = [np.atleast_2d(np.asarray(m)).reshape(-1, np.shape(m)[-1]) for m in mats]
+        factor = images.weight_pool(flat)
+        pooled = (f" Each pixel is the largest-magnitude weight of a {factor}x{factor} block "
+                  "(the layer has too many weights for one pixel each)." if factor > 1 else "")
         description = (
             f"Bands top to bottom: {', '.join(order)}; columns by gate "
             f"({', '.join(info.gate_names)}), dark lines between gates. "
             "Red positive, blue negative, white 0 (each band its own scale); magenta = NaN/Inf."
+            + pooled
         )
         self.writer.image(f"{info.name}/weights", rgb, epoch, description=description)

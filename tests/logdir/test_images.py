@@ -1,0 +1,46 @@
+"""Weight heatmaps of large layers: pooled to a pixel budget (max-abs per block, NaN kept), so a
+layer of 512 units does not write megabytes of PNG per epoch."""
+
+import numpy as np
+
+from rnn_monitor.logdir import images
+
+
+def test_max_abs_pool_keeps_sign_extremes_and_nonfinite_blocks():
+    rng = np.random.default_rng(0)
+    mat = rng.normal(size=(7, 10))
+    mat[5, 9] = np.inf
+    pooled = images.max_abs_pool(mat, 3)
+    assert pooled.shape == (3, 4)
+    for i in range(3):
+        for j in range(4):
+            block = mat[3 * i : 3 * i + 3, 3 * j : 3 * j + 3]
+            if not np.isfinite(block).all():
+                assert np.isnan(pooled[i, j])
+            else:
+                flat = block.ravel()
+                assert pooled[i, j] == flat[np.abs(flat).argmax()]
+    assert np.isnan(pooled[1, 3])  # the Inf at (5, 9)
+
+
+def test_large_layer_image_is_pooled_small_and_small_layers_are_not():
+    rng = np.random.default_rng(1)
+    units = 512
+    kernel = rng.normal(size=(units, 4 * units))
+    recurrent = rng.normal(size=(units, 4 * units))
+    bias = rng.normal(size=(4 * units,))
+    kernel[3, 5] = np.nan
+    rgb = images.weight_heatmap([kernel, recurrent, bias], gate_width=units)
+    png = images.encode_png(rgb)
+    assert len(png) < 200_000  # about 10 MB of PNG at one pixel per weight
+    assert (rgb == images.NONFINITE_RGB).all(axis=-1).any()  # the NaN is still shown
+    factor = images.weight_pool([kernel, recurrent, bias.reshape(1, -1)])
+    assert factor > 1
+    # every gate keeps its own columns: 3 dark separators between the 4 gates
+    dark = (rgb == images.SEPARATOR_RGB).all(axis=-1).all(axis=0)
+    runs = np.flatnonzero(np.diff(dark.astype(int)) == 1)
+    assert len(runs) == 3
+    small = images.weight_heatmap([rng.normal(size=(32, 512)), rng.normal(size=(128, 512)), rng.normal(size=(512,))],
+                                  gate_width=128)
+    assert images.weight_pool([np.zeros((32, 512)), np.zeros((128, 512)), np.zeros((1, 512))]) == 1
+    assert small.shape[1] >= 512
