@@ -635,3 +635,26 @@ def test_empty_log_dir_then_data_arrives(browser, tmp_path):
         assert not errors, errors
     finally:
         tb.stop()
+
+
+def test_binned_per_unit_gradients_are_labelled_as_bins(browser, tmp_path):
+    """Per-unit gradients written as 4-step means (long sequences under the byte cap): the
+    per-unit heatmap says so, its hover names the steps of a bin, g[t] keeps every step."""
+    logdir = tmp_path / "logs"
+    _synthetic().write_log(str(logdir), epochs=3, n_layers=1, timesteps=40, units=8, text_samples=1,
+                           gradients_float32=True, time_bin=4)
+    tb = TensorBoardProcess(str(logdir), "false", tmp_path)
+    try:
+        tb.wait_ready()
+        view = open_dashboard(browser, tb.url, "1280x1000")
+        frame = view["frame"]
+        frame.wait_for_selector("#unit-heatmap[data-painted-at]", timeout=30000)
+        assert "mean over 4 consecutive steps" in frame.inner_text("main")
+        box = frame.locator("#unit-heatmap").bounding_box()
+        frame.hover("#unit-heatmap", position={"x": box["width"] * 0.5, "y": box["height"] * 0.3})
+        frame.wait_for_function("() => /t = \\d+\\.\\.\\d+ \\(mean\\)/.test(document.body.innerText)", timeout=10000)
+        view["page"].close()
+        errors = [m for m in view["messages"] if m[0] in ("error", "pageerror")]
+        assert not errors, errors
+    finally:
+        tb.stop()
