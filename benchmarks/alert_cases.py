@@ -69,6 +69,12 @@ def mse_baseline(y: np.ndarray) -> float:
     return float(np.mean((y - y.mean(axis=0)) ** 2))
 
 
+def bce_baseline(y: np.ndarray) -> float:
+    """Binary cross-entropy of predicting the positive rate p: the entropy of p."""
+    p = float(np.mean(y))
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
 def entropy_baseline(labels: np.ndarray, n_classes: int) -> float:
     """Cross-entropy (nats) of predicting the label frequencies."""
     freq = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=n_classes) / np.size(labels)
@@ -315,8 +321,7 @@ def masked_lstm_q(control: bool = False) -> Setup:
     model = _seq((40,), keras.layers.Embedding(27, 16, mask_zero=True), keras.layers.LSTM(32, name="lstm"),
                  keras.layers.Dense(1, activation="sigmoid"), name="masked_lstm")
     _compile(model, "bce", 5e-3)
-    p = float(np.mean(data[2][1]))
-    return _setup(model, data, dict(epochs=6, batch_size=64), -(p * math.log(p) + (1 - p) * math.log(1 - p)), "lstm")
+    return _setup(model, data, dict(epochs=6, batch_size=64), bce_baseline(data[2][1]), "lstm")
 
 
 def masked_bigru_q(control: bool = False) -> Setup:
@@ -326,8 +331,7 @@ def masked_bigru_q(control: bool = False) -> Setup:
                  keras.layers.Bidirectional(keras.layers.GRU(24), name="bi_gru"),
                  keras.layers.Dense(1, activation="sigmoid"), name="masked_bigru")
     _compile(model, "bce", 5e-3)
-    p = float(np.mean(data[2][1]))
-    return _setup(model, data, dict(epochs=5, batch_size=64), -(p * math.log(p) + (1 - p) * math.log(1 - p)),
+    return _setup(model, data, dict(epochs=5, batch_size=64), bce_baseline(data[2][1]),
                   "bi_gru/forward")
 
 
@@ -348,8 +352,7 @@ def gru_majority(control: bool = False) -> Setup:
     model = _seq((T, 1), keras.layers.GRU(16, name="gru"), keras.layers.Dense(1, activation="sigmoid"),
                  name="gru_majority")
     _compile(model, "bce", 1e-2)
-    p = float(np.mean(data[2][1]))
-    return _setup(model, data, dict(epochs=8, batch_size=64), -(p * math.log(p) + (1 - p) * math.log(1 - p)), "gru")
+    return _setup(model, data, dict(epochs=8, batch_size=64), bce_baseline(data[2][1]), "gru")
 
 
 def simple_rnn_sum_long(control: bool = False) -> Setup:
@@ -522,9 +525,8 @@ def tanh_unscaled(control: bool = False) -> Setup:
     model = _seq((T, 1), keras.layers.SimpleRNN(16, name="simple_rnn"), keras.layers.Dense(1, activation="sigmoid"),
                  name="tanh_unscaled")
     _compile(model, "bce", 3e-3)
-    p = float(np.mean(vy))
     return _setup(model, ((x * k, y), (px * k, py), (vx * k, vy)), dict(epochs=6, batch_size=64),
-                  -(p * math.log(p) + (1 - p) * math.log(1 - p)), "simple_rnn")
+                  bce_baseline(vy), "simple_rnn")
 
 
 def gru_unscaled(control: bool = False) -> Setup:
@@ -536,9 +538,8 @@ def gru_unscaled(control: bool = False) -> Setup:
     model = _seq((T, 1), keras.layers.GRU(16, name="gru"), keras.layers.Dense(1, activation="sigmoid"),
                  name="gru_unscaled")
     _compile(model, "bce", 1e-2)
-    p = float(np.mean(vy))
     return _setup(model, ((x * k, y), (px * k, py), (vx * k, vy)), dict(epochs=6, batch_size=64),
-                  -(p * math.log(p) + (1 - p) * math.log(1 - p)), "gru")
+                  bce_baseline(vy), "gru")
 
 
 CASES: list[Case] = [
