@@ -103,6 +103,7 @@ class _Trace:
         self.channels_first = False
         self.dtype = "float32"  # the dtype the cell computes in
         self.refused: Optional[str] = None  # why the probe could not step this recurrence
+        self.segments = None  # int32 [steps per segment, segments] of the checkpointed loop
         act = getattr(info.cell, "activation", None)
         self.h_bounded = act is not None and is_bounded(act)
         self.tanh_output = act is not None and activation_name(act) == "tanh"
@@ -140,6 +141,20 @@ def _zeros_steps(n_steps, batch, template):
     dims = template.shape.as_list()[1:]
     rest = tf.constant(dims, tf.int32) if all(d is not None for d in dims) else tf.shape(template)[1:]
     return tf.zeros(tf.concat([tf.stack([n_steps, batch]), rest], axis=0), dtype=template.dtype)
+
+
+# Checkpointed backprop through time: the probe's loop keeps the states only at the start of
+# every segment of SEGMENT_STEPS steps (None: ceil(sqrt(T))) and recomputes one segment at a time
+# in the backward pass.
+SEGMENT_STEPS: Optional[int] = None
+
+
+def _segment_steps(n_steps):
+    """Steps per segment (int32 tensor): SEGMENT_STEPS, or ceil(sqrt(T)) (Chen et al. 2016)."""
+    if SEGMENT_STEPS is not None:
+        return tf.maximum(1, tf.minimum(tf.constant(int(SEGMENT_STEPS), tf.int32), n_steps))
+    root = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(n_steps, tf.float32))), tf.int32)
+    return tf.maximum(1, root)
 
 
 def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSettings):
@@ -228,84 +243,209 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         tape.watch(plan["eps"])
         tape.watch(plan["delta"])
 
-    x_ta = tf.TensorArray(xs.dtype, size=n_steps).unstack(xs)
-    eps_tas = [tf.TensorArray(p["eps"].dtype, size=n_steps).unstack(p["eps"]) for p in plans]
-    delta_tas = [tf.TensorArray(p["delta"].dtype, size=n_steps).unstack(p["delta"]) for p in plans]
-    valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
-
-    def kept_ta(template):
-        return tf.TensorArray(template.dtype, size=n_steps, element_shape=template.shape)
-
-    keep_tas = []
-    for plan in plans:
-        slot = plan["slot"]
-        tas = {"h": kept_ta(plan["template"])}
-        if plan["keep_c"]:
-            tas["c"] = kept_ta(flat0[slot.first + 1])
-        keep_tas.append(tas)
     out_template = out0[leaf_cells(cell)[-1][0]]
-    out_ta = tf.TensorArray(out_template.dtype, size=n_steps if layer.return_sequences else 1,
-                            element_shape=out_template.shape)
-    x_inputs = {}  # trace index -> the cell's input at every step (stacked cells after the first)
     zero_output = bool(getattr(layer, "zero_output_for_mask", False))
+    return_sequences = bool(layer.return_sequences)
+    prev0 = _zeros_steps(1, batch, out_template)[0]
+    seg = _segment_steps(n_steps)
+    n_seg = (n_steps + seg - 1) // seg
+    for trace in traces:
+        trace.segments = tf.stack([seg, n_seg])
 
-    def body(t, flat, prev_out, keep_tas, x_tas, out_ta):
-        x_t = x_ta.read(t)
-        kept = {}
+    def kept_ta(template, size):
+        return tf.TensorArray(template.dtype, size=size, element_shape=template.shape)
 
-        def perturb(path, inputs, out, new_flat, first):
-            i = by_path.get(path)
-            if i is None:
+    def run(lo, hi, x_ta, valid_ta, flat, prev_out, out_ta=None, keep_tas=None, x_tas=None, eps_tas=None, delta_tas=None):
+        """Steps t in [lo, hi): read every TensorArray at t, write at t. Without `eps_tas` the
+        perturbations (zeros) are not added (the forward pass); the recomputation adds them."""
+        if keep_tas is None:
+            keep_tas = [{} for _ in plans]
+        if x_tas is None:
+            x_tas = {}
+
+        outs = {} if out_ta is None else {"out": out_ta}  # no None among the loop variables
+
+        def body(t, flat, prev_out, outs, keep_tas, x_tas):
+            x_t = x_ta.read(t)
+            kept = {}
+
+            def perturb(path, inputs, out, new_flat, first):
+                i = by_path.get(path)
+                if i is None:
+                    return out, new_flat
+                plan = plans[i]
+                values = {}
+                if traces[i].recurrent:
+                    k = plan["slot"].local_h
+                    values["h"] = new_flat[k]
+                    h = new_flat[k] if eps_tas is None else new_flat[k] + eps_tas[i].read(t)
+                    new_flat[k] = h
+                    out = h if plan["slot"].direct else out
+                    if delta_tas is not None:
+                        out = out + delta_tas[i].read(t)
+                else:  # only the output can be watched
+                    values["h"] = out
+                    if eps_tas is not None:
+                        out = out + eps_tas[i].read(t) + delta_tas[i].read(t)
+                if plan["keep_c"]:
+                    values["c"] = new_flat[1]
+                if plan["keep_x"]:
+                    values["x"] = inputs
+                kept[i] = values
                 return out, new_flat
-            plan = plans[i]
-            e_t, d_t = eps_tas[i].read(t), delta_tas[i].read(t)
-            values = {}
-            if traces[i].recurrent:
-                k = plan["slot"].local_h
-                values["h"] = new_flat[k]
-                h = new_flat[k] + e_t
-                new_flat[k] = h
-                out = (h if plan["slot"].direct else out) + d_t
-            else:  # only the output can be watched
-                values["h"] = out
-                out = out + e_t + d_t
+
+            out, new_flat = stepper.step(x_t, flat, perturb)
+            if masked:
+                m_t = valid_ta.read(t)
+                new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
+                out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
+            keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
+            x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
+            outs = {k: ta.write(t, out) for k, ta in outs.items()}
+            return t + 1, new_flat, out, outs, keep_tas, x_tas
+
+        _, flat, prev_out, outs, keep_tas, x_tas = tf.while_loop(
+            lambda t, *_: t < hi,
+            body,
+            (lo, list(flat), prev_out, outs, keep_tas, x_tas),
+            maximum_iterations=hi - lo,
+            parallel_iterations=1,
+        )
+        return list(flat), prev_out, outs.get("out"), keep_tas, x_tas
+
+    n_plans = len(plans)
+    n_flat = len(flat0)
+    side: dict = {}  # what the forward keeps for the statistics (no gradient flows through it)
+
+    def forward(xs_in, *rest):
+        """The layer's whole loop, differentiated by `backward` (checkpointed BPTT): only the
+        states at segment boundaries are kept for the gradient."""
+        flat_in = list(rest[:n_flat])
+        x_ta = tf.TensorArray(xs_in.dtype, size=n_steps).unstack(xs_in)
+        valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
+        keep_tas = []
+        x_tas = {}
+        for i, plan in enumerate(plans):
+            slot = plan["slot"]
+            tas = {"h": kept_ta(plan["template"], n_steps)}
             if plan["keep_c"]:
-                values["c"] = new_flat[1]
+                tas["c"] = kept_ta(flat0[slot.first + 1], n_steps)
+            keep_tas.append(tas)
             if plan["keep_x"]:
-                values["x"] = inputs
-            kept[i] = values
-            return out, new_flat
+                x_tas[i] = kept_ta(plan["slot"].in_template, n_steps)
+        out_ta = kept_ta(out_template, n_steps) if return_sequences else None
+        bound_tas = [kept_ta(s, n_seg) for s in flat_in + [prev0]]
 
-        out, new_flat = stepper.step(x_t, flat, perturb)
-        if masked:
-            m_t = valid_ta.read(t)
-            new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
-            out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
-        keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
-        x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
-        if layer.return_sequences:
-            out_ta = out_ta.write(t, out)
-        return t + 1, new_flat, out, keep_tas, x_tas, out_ta
+        outs = {} if out_ta is None else {"out": out_ta}
 
-    for i, plan in enumerate(plans):
-        if plan["keep_x"]:
-            x_inputs[i] = kept_ta(plan["slot"].in_template)
-    _, flat_final, last_output, keep_tas, x_inputs, out_ta = tf.while_loop(
-        lambda t, *_: t < n_steps,
-        body,
-        (tf.constant(0), list(flat0), _zeros_steps(1, batch, out_template)[0], keep_tas, x_inputs, out_ta),
-        maximum_iterations=n_steps,
-    )
-    if not layer.return_sequences:
-        out_ta = out_ta.write(0, last_output)
-    stacked_out = out_ta.stack()
+        def segment(s, flat, prev_out, outs, keep_tas, x_tas, bound_tas):
+            bound_tas = [ta.write(s, v) for ta, v in zip(bound_tas, list(flat) + [prev_out])]
+            lo = s * seg
+            flat, prev_out, out_ta, keep_tas, x_tas = run(
+                lo, tf.minimum(n_steps, lo + seg), x_ta, valid_ta, flat, prev_out, outs.get("out"), keep_tas, x_tas
+            )
+            outs = {} if out_ta is None else {"out": out_ta}
+            return s + 1, flat, prev_out, outs, keep_tas, x_tas, bound_tas
+
+        _, flat, prev_out, outs, keep_tas, x_tas, bound_tas = tf.while_loop(
+            lambda s, *_: s < n_seg,
+            segment,
+            (tf.constant(0), flat_in, prev0, outs, keep_tas, x_tas, bound_tas),
+            maximum_iterations=n_seg,
+            parallel_iterations=1,
+        )
+        side["kept"] = [{k: ta.stack() for k, ta in tas.items()} for tas in keep_tas]
+        side["x"] = {i: ta.stack() for i, ta in x_tas.items()}
+        bounds = [ta.stack() for ta in bound_tas]  # [n_seg, B, ...] each
+        results = ([outs["out"].stack()] if return_sequences else []) + [prev_out] + list(flat)
+
+        def backward(*grads, variables=None):
+            grads = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
+            d_seq = grads[0] if return_sequences else None
+            d_last = grads[int(return_sequences)]
+            d_final = grads[int(return_sequences) + 1 :]
+            variables = list(variables or [])
+
+            def grad_ta(template):
+                return tf.TensorArray(template.dtype, size=n_seg, infer_shape=False)
+
+            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, de_tas, dd_tas):
+                lo = s * seg
+                hi = tf.minimum(n_steps, lo + seg)
+                n = hi - lo
+                flat_s = [b[s] for b in bounds[:n_flat]]
+                prev_s = bounds[n_flat][s]
+                x_seg = xs_in[lo:hi]
+                eps_seg = [_zeros_steps(n, batch, p["template"]) for p in plans]
+                delta_seg = [_zeros_steps(n, batch, out0[p["slot"].path]) for p in plans]
+                with tf.GradientTape() as seg_tape:
+                    seg_tape.watch([x_seg] + flat_s + [prev_s] + eps_seg + delta_seg + variables)
+                    flat_e, prev_e, out_ta_s, _, _ = run(
+                        tf.constant(0), n,
+                        tf.TensorArray(x_seg.dtype, size=n).unstack(x_seg),
+                        tf.TensorArray(tf.bool, size=n).unstack(valid[lo:hi]) if masked else None,
+                        flat_s, prev_s,
+                        out_ta=kept_ta(out_template, n) if return_sequences else None,
+                        eps_tas=[tf.TensorArray(e.dtype, size=n).unstack(e) for e in eps_seg],
+                        delta_tas=[tf.TensorArray(d.dtype, size=n).unstack(d) for d in delta_seg],
+                    )
+                    targets = ([out_ta_s.stack()] if return_sequences else []) + [prev_e] + flat_e
+                out_grads = ([d_seq[lo:hi]] if return_sequences else []) + [d_prev] + list(d_flat)
+                sources = [x_seg] + flat_s + [prev_s] + eps_seg + delta_seg + variables
+                g = seg_tape.gradient(
+                    targets, sources, output_gradients=out_grads,
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                g = [tf.convert_to_tensor(v) for v in g]
+                dx_ta = dx_ta.write(s, g[0])
+                d_flat = g[1 : 1 + n_flat]
+                d_prev = g[1 + n_flat]
+                at = 2 + n_flat
+                de_tas = [ta.write(s, v) for ta, v in zip(de_tas, g[at : at + n_plans])]
+                dd_tas = [ta.write(s, v) for ta, v in zip(dd_tas, g[at + n_plans : at + 2 * n_plans])]
+                d_vars = [a + b for a, b in zip(d_vars, g[at + 2 * n_plans :])]
+                return s - 1, d_flat, d_prev, d_vars, dx_ta, de_tas, dd_tas
+
+            # Segments one after the other, from the last (parallel_iterations=1: otherwise the
+            # recomputations of several segments, which do not depend on each other, would run
+            # at once and keep their intermediates alive together).
+            _, d_flat0, _, d_vars, dx_ta, de_tas, dd_tas = tf.while_loop(
+                lambda s, *_: s >= 0,
+                seg_back,
+                (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables],
+                 grad_ta(xs_in), [grad_ta(p["eps"]) for p in plans], [grad_ta(p["delta"]) for p in plans]),
+                maximum_iterations=n_seg,
+                parallel_iterations=1,
+            )
+            def joined(ta, like):  # [T, B, ...] with the static shape of what it differentiates
+                value = ta.concat()
+                value.set_shape(like.shape)
+                return value
+
+            input_grads = (
+                [joined(dx_ta, xs_in)] + list(d_flat0)
+                + [joined(ta, p["eps"]) for ta, p in zip(de_tas, plans)]
+                + [joined(ta, p["delta"]) for ta, p in zip(dd_tas, plans)]
+            )
+            if variables:
+                return input_grads, list(d_vars)
+            return input_grads
+
+        return results, backward
+
+    results = tf.custom_gradient(forward)(xs, *flat0, *[p["eps"] for p in plans], *[p["delta"] for p in plans])
+    if return_sequences:
+        stacked_out, last_output, flat_final = results[0], results[1], list(results[2:])
+    else:
+        last_output, flat_final = results[0], list(results[1:])
+        stacked_out = last_output[None]
     outputs = tf.transpose(stacked_out, [1, 0] + list(range(2, len(stacked_out.shape))))
     for i, (trace, plan) in enumerate(zip(traces, plans)):
         slot = plan["slot"]
         trace.eps, trace.delta, trace.valid = plan["eps"], plan["delta"], valid
         trace.final_h = flat_final[slot.h] if trace.recurrent else last_output
-        kept = {k: tf.stop_gradient(ta.stack()) for k, ta in keep_tas[i].items()}  # [T, B, ...]
-        x_seq = tf.stop_gradient(x_inputs[i].stack()) if i in x_inputs else tf.stop_gradient(xs)
+        kept = {k: tf.stop_gradient(v) for k, v in side["kept"][i].items()}  # [T, B, ...]
+        x_seq = tf.stop_gradient(side["x"][i]) if i in side["x"] else tf.stop_gradient(xs)
         h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
         c0 = flat0[slot.first + 1] if plan["keep_c"] else None
         trace.acc, trace.samples = _statistics(
@@ -601,6 +741,7 @@ class Unroller:
         self.gradients = gradients
         self.traces_count = 0
         self.refusals: dict[str, str] = {}  # layer name -> why the probe could not step it
+        self.segments: dict[str, tuple] = {}  # layer name -> (steps per segment, segments)
         # A partial (no __code__): TensorFlow's "frequent retracing" warning counts calls per
         # code object, so one function per monitor would add up across monitors in a process.
         self._fn = tf.function(functools.partial(Unroller._probe, self), reduce_retracing=True)
@@ -700,6 +841,7 @@ class Unroller:
             results[trace.info.name] = res
         if loss is not None:
             results["__loss__"] = tf.cast(loss, tf.float32)
+        results["__segments__"] = {t.info.name: t.segments for t in traces}
         results["__static__"] = {
             t.info.name: tf.constant(
                 [float(t.h_bounded), float(t.tanh_output), float(t.direct), float(t.recurrent),
@@ -727,7 +869,10 @@ class Unroller:
         finally:
             for var, value in zip(state_vars, saved):
                 var.assign(value)
-        return tf.nest.map_structure(lambda t: t.numpy(), out)
+        out = tf.nest.map_structure(lambda t: t.numpy(), out)
+        # [steps per segment, segments] per layer: how the last probe checkpointed its loops
+        self.segments = {name: tuple(int(v) for v in value) for name, value in out.pop("__segments__").items()}
+        return out
 
 
 def _per_position(values, trace):
