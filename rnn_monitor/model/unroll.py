@@ -91,8 +91,9 @@ class _Trace:
     def __init__(self, info: RNNLayerInfo) -> None:
         self.info = info
         self.called = 0
-        self.eps = None  # [T, B, ...state] processing order
-        self.delta = None  # [T, B, ...output]
+        self.token = None  # scalar standing for the perturbations eps_t, delta_t (see _stepped_loop)
+        self.side: dict = {}  # the layer loop's shared dict: the backward's reduced results
+        self.index = 0  # this recurrence's index in its layer loop
         self.valid = None  # [T, B] bool, processing order
         self.final_h = None  # [B, ...]: state after the last step (= at the last valid step)
         self.acc: dict = {}
@@ -174,7 +175,7 @@ def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape
             reason = f"stepping its cell failed ({type(exc).__name__}: {first[:200]})"
         for trace in traces:
             trace.refused = reason
-            trace.eps = None
+            trace.token = None
         if backend.engine_of(layer) == backend.TF_KERAS:
             return NotImplemented  # tf.keras 2: `backend.legacy_rnn_route` runs the real loop
         return type(layer).inner_loop(layer, sequences, initial_state, mask, training=training)
@@ -232,17 +233,11 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         plans.append({
             "slot": slot,
             "template": template,
-            "eps": _zeros_steps(n_steps, batch, template),
-            "delta": _zeros_steps(n_steps, batch, out0[path]),
             "keep_c": keep_c,
             # a stock cell of a stack after the first: its input is the previous cell's output
             "keep_x": trace.info.kind in ("lstm", "gru") and path != first_path,
         })
         by_path[path] = i
-    for plan in plans:
-        tape.watch(plan["eps"])
-        tape.watch(plan["delta"])
-
     out_template = out0[leaf_cells(cell)[-1][0]]
     zero_output = bool(getattr(layer, "zero_output_for_mask", False))
     return_sequences = bool(layer.return_sequences)
@@ -258,6 +253,8 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
     def run(lo, hi, x_ta, valid_ta, flat, prev_out, out_ta=None, keep_tas=None, x_tas=None, eps_tas=None, delta_tas=None):
         """Steps t in [lo, hi): read every TensorArray at t, write at t. Without `eps_tas` the
         perturbations (zeros) are not added (the forward pass); the recomputation adds them."""
+        eps_tas = eps_tas or {}
+        delta_tas = delta_tas or {}
         if keep_tas is None:
             keep_tas = [{} for _ in plans]
         if x_tas is None:
@@ -278,15 +275,17 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                 if traces[i].recurrent:
                     k = plan["slot"].local_h
                     values["h"] = new_flat[k]
-                    h = new_flat[k] if eps_tas is None else new_flat[k] + eps_tas[i].read(t)
+                    h = new_flat[k] + eps_tas[i].read(t) if i in eps_tas else new_flat[k]
                     new_flat[k] = h
                     out = h if plan["slot"].direct else out
-                    if delta_tas is not None:
+                    if i in delta_tas:
                         out = out + delta_tas[i].read(t)
                 else:  # only the output can be watched
                     values["h"] = out
-                    if eps_tas is not None:
-                        out = out + eps_tas[i].read(t) + delta_tas[i].read(t)
+                    if i in eps_tas:
+                        out = out + eps_tas[i].read(t)
+                    if i in delta_tas:
+                        out = out + delta_tas[i].read(t)
                 if plan["keep_c"]:
                     values["c"] = new_flat[1]
                 if plan["keep_x"]:
@@ -315,7 +314,11 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
 
     n_plans = len(plans)
     n_flat = len(flat0)
-    side: dict = {}  # what the forward keeps for the statistics (no gradient flows through it)
+    # What the forward keeps for the statistics (no gradient flows through it), what `backward`
+    # computes, and which backward the probe asks for ("mode": ("loss",) or ("flow", index)).
+    side: dict = {}
+    # each sequence's last valid step (processing order); all-masked rows: the last step
+    last = n_steps - 1 - tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
 
     def forward(xs_in, *rest):
         """The layer's whole loop, differentiated by `backward` (checkpointed BPTT): only the
@@ -360,16 +363,22 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         results = ([outs["out"].stack()] if return_sequences else []) + [prev_out] + list(flat)
 
         def backward(*grads, variables=None):
+            variables = list(variables or [])
+            mode = side.get("mode", ("loss",))
+            if mode[0] == "flow":
+                flow = _flow_backward(mode[1], grads, bounds)
+                side.setdefault("flow", {})[mode[1]] = flow
+                input_grads = [None] * (1 + n_flat) + [tf.zeros([], tf.float32) for _ in plans]
+                return (input_grads, [None] * len(variables)) if variables else input_grads
             grads = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
             d_seq = grads[0] if return_sequences else None
             d_last = grads[int(return_sequences)]
             d_final = grads[int(return_sequences) + 1 :]
-            variables = list(variables or [])
 
-            def grad_ta(template):
-                return tf.TensorArray(template.dtype, size=n_seg, infer_shape=False)
+            def grad_ta(dtype=tf.float32):
+                return tf.TensorArray(dtype, size=n_seg, infer_shape=False)
 
-            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, de_tas, dd_tas):
+            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad):
                 lo = s * seg
                 hi = tf.minimum(n_steps, lo + seg)
                 n = hi - lo
@@ -386,8 +395,8 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                         tf.TensorArray(tf.bool, size=n).unstack(valid[lo:hi]) if masked else None,
                         flat_s, prev_s,
                         out_ta=kept_ta(out_template, n) if return_sequences else None,
-                        eps_tas=[tf.TensorArray(e.dtype, size=n).unstack(e) for e in eps_seg],
-                        delta_tas=[tf.TensorArray(d.dtype, size=n).unstack(d) for d in delta_seg],
+                        eps_tas={i: tf.TensorArray(e.dtype, size=n).unstack(e) for i, e in enumerate(eps_seg)},
+                        delta_tas={i: tf.TensorArray(d.dtype, size=n).unstack(d) for i, d in enumerate(delta_seg)},
                     )
                     targets = ([out_ta_s.stack()] if return_sequences else []) + [prev_e] + flat_e
                 out_grads = ([d_seq[lo:hi]] if return_sequences else []) + [d_prev] + list(d_flat)
@@ -401,39 +410,103 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                 d_flat = g[1 : 1 + n_flat]
                 d_prev = g[1 + n_flat]
                 at = 2 + n_flat
-                de_tas = [ta.write(s, v) for ta, v in zip(de_tas, g[at : at + n_plans])]
-                dd_tas = [ta.write(s, v) for ta, v in zip(dd_tas, g[at + n_plans : at + 2 * n_plans])]
+                d_eps, d_delta = g[at : at + n_plans], g[at + n_plans : at + 2 * n_plans]
                 d_vars = [a + b for a, b in zip(d_vars, g[at + 2 * n_plans :])]
-                return s - 1, d_flat, d_prev, d_vars, dx_ta, de_tas, dd_tas
+                # Each step reduced to what is written: no [T, B, ...] gradient is kept.
+                valid_seg = valid[lo:hi]
+                new_reduced, new_vs, new_bad = [], [], []
+                for i, plan in enumerate(plans):
+                    e = _per_position(tf.cast(d_eps[i], tf.float32), traces[i])  # [n, B, P, U]
+                    d = _per_position(tf.cast(d_delta[i], tf.float32), traces[i])
+                    parts = {
+                        "grad_abs_sum": tf.reduce_sum(tf.abs(e), axis=[1, 2]),  # [n, U]
+                        "out_abs_sum": tf.reduce_sum(tf.abs(d), axis=[1, 2]),
+                        "grad_norm_sum": tf.reduce_sum(tf.norm(e, axis=[2, 3]), axis=1),  # [n]
+                    }
+                    new_reduced.append({k: ta.write(s, parts[k]) for k, ta in reduced[i].items()})
+                    flags = tf.logical_and(valid_seg[:, :, None, None], tf.logical_not(tf.math.is_finite(e)))
+                    new_bad.append(bad[i] + tf.reduce_sum(tf.cast(flags, tf.float32)))
+                    # v: dL/dh at each sequence's last valid step, from the segment holding it
+                    at_seg = last - lo
+                    here = tf.logical_and(at_seg >= 0, at_seg < n)
+                    rows = tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1)
+                    picked = tf.gather_nd(d_eps[i], rows)  # [B, ...]
+                    new_vs.append(tf.where(_bcast(here, picked), picked, vs[i]))
+                return s - 1, d_flat, d_prev, d_vars, dx_ta, new_reduced, new_vs, new_bad
 
             # Segments one after the other, from the last (parallel_iterations=1: otherwise the
             # recomputations of several segments, which do not depend on each other, would run
             # at once and keep their intermediates alive together).
-            _, d_flat0, _, d_vars, dx_ta, de_tas, dd_tas = tf.while_loop(
+            _, d_flat0, _, d_vars, dx_ta, reduced, vs, bad = tf.while_loop(
                 lambda s, *_: s >= 0,
                 seg_back,
-                (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables],
-                 grad_ta(xs_in), [grad_ta(p["eps"]) for p in plans], [grad_ta(p["delta"]) for p in plans]),
+                (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables], grad_ta(xs_in.dtype),
+                 [{k: grad_ta() for k in ("grad_abs_sum", "out_abs_sum", "grad_norm_sum")} for _ in plans],
+                 [tf.zeros_like(p["template"]) for p in plans], [tf.constant(0.0) for _ in plans]),
                 maximum_iterations=n_seg,
                 parallel_iterations=1,
             )
-            def joined(ta, like):  # [T, B, ...] with the static shape of what it differentiates
-                value = ta.concat()
-                value.set_shape(like.shape)
-                return value
-
-            input_grads = (
-                [joined(dx_ta, xs_in)] + list(d_flat0)
-                + [joined(ta, p["eps"]) for ta, p in zip(de_tas, plans)]
-                + [joined(ta, p["delta"]) for ta, p in zip(dd_tas, plans)]
-            )
+            side["loss"] = [
+                dict({k: ta.concat() for k, ta in reduced[i].items()}, grad_nonfinite=bad[i], v=vs[i])
+                for i in range(n_plans)
+            ]
+            dx = dx_ta.concat()
+            dx.set_shape(xs_in.shape)
+            input_grads = [dx] + list(d_flat0) + [tf.zeros([], tf.float32) for _ in plans]
             if variables:
                 return input_grads, list(d_vars)
             return input_grads
 
+        def _flow_backward(j, grads, bounds):
+            """||dh_T / dh_t^T v|| per (sequence, step) for recurrence j: the states' chain alone
+            (no outputs, inputs or weights), [B, T]."""
+            d_final = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
+            d_final = d_final[int(return_sequences) + 1 :]
+
+            def seg_back(s, d_flat, norms):
+                lo = s * seg
+                hi = tf.minimum(n_steps, lo + seg)
+                n = hi - lo
+                flat_s = [b[s] for b in bounds[:n_flat]]
+                x_seg = xs_in[lo:hi]
+                eps_seg = _zeros_steps(n, batch, plans[j]["template"])
+                with tf.GradientTape() as seg_tape:
+                    seg_tape.watch(flat_s + [eps_seg])
+                    flat_e, _, _, _, _ = run(
+                        tf.constant(0), n,
+                        tf.TensorArray(x_seg.dtype, size=n).unstack(x_seg),
+                        tf.TensorArray(tf.bool, size=n).unstack(valid[lo:hi]) if masked else None,
+                        flat_s, bounds[n_flat][s],
+                        eps_tas={j: tf.TensorArray(eps_seg.dtype, size=n).unstack(eps_seg)},
+                        delta_tas={},
+                    )
+                g = seg_tape.gradient(
+                    flat_e, flat_s + [eps_seg], output_gradients=list(d_flat),
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                g = [tf.convert_to_tensor(v) for v in g]
+                e = _per_position(tf.cast(g[-1], tf.float32), traces[j])
+                norms = norms.write(s, tf.norm(e, axis=[2, 3]))  # [n, B]
+                return s - 1, g[:-1], norms
+
+            _, _, norms = tf.while_loop(
+                lambda s, *_: s >= 0,
+                seg_back,
+                (n_seg - 1, list(d_final), tf.TensorArray(tf.float32, size=n_seg, infer_shape=False)),
+                maximum_iterations=n_seg,
+                parallel_iterations=1,
+            )
+            return tf.transpose(norms.concat(), [1, 0])  # [B, T]
+
         return results, backward
 
-    results = tf.custom_gradient(forward)(xs, *flat0, *[p["eps"] for p in plans], *[p["delta"] for p in plans])
+    # One scalar token per recurrence stands for its perturbations: the tape differentiates the
+    # loss with respect to it, which runs `backward`; what that computes per step (reduced) is
+    # read from `side`.
+    tokens = [tf.zeros([], tf.float32) for _ in plans]
+    for token in tokens:
+        tape.watch(token)
+    results = tf.custom_gradient(forward)(xs, *flat0, *tokens)
     if return_sequences:
         stacked_out, last_output, flat_final = results[0], results[1], list(results[2:])
     else:
@@ -442,7 +515,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
     outputs = tf.transpose(stacked_out, [1, 0] + list(range(2, len(stacked_out.shape))))
     for i, (trace, plan) in enumerate(zip(traces, plans)):
         slot = plan["slot"]
-        trace.eps, trace.delta, trace.valid = plan["eps"], plan["delta"], valid
+        trace.token, trace.side, trace.index, trace.valid = tokens[i], side, i, valid
         trace.final_h = flat_final[slot.h] if trace.recurrent else last_output
         kept = {k: tf.stop_gradient(v) for k, v in side["kept"][i].items()}  # [T, B, ...]
         x_seq = tf.stop_gradient(side["x"][i]) if i in side["x"] else tf.stop_gradient(xs)
@@ -482,12 +555,15 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
 
         return tf.scan(step, (raw, valid), initializer=init)
 
+    def previous(car, init, lo, hi):
+        """The states steps [lo, hi) started from (built per chunk: no shifted [T, B, ...] copy)."""
+        before = tf.cond(lo > 0, lambda: car[tf.maximum(lo - 1, 0)], lambda: init)
+        return tf.concat([before[None], car[lo : hi - 1]], axis=0)
+
     if kind in ("lstm", "gru"):
         h_car = carried(h_raw, h0)
-        h_prev = tf.concat([h0[None], h_car[:-1]], axis=0)
     if kind == "lstm":
         c_car = carried(kept["c"], c0)
-        c_prev = tf.concat([c0[None], c_car[:-1]], axis=0)
     valid_rows = tf.repeat(valid, n_pos, axis=1) if n_pos > 1 else valid
 
     names = STATE_NAMES[kind]
@@ -523,8 +599,8 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
         tanh_c = None
         r = check_rows
         if kind == "lstm":
-            z = lstm_preactivations(cell, xs[lo:hi], h_prev[lo:hi])
-            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(c_prev[lo:hi]))
+            z = lstm_preactivations(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
+            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(previous(c_car, c0, lo, hi)))
             fused = sig
             c_raw = rows(kept["c"][lo:hi])
             h_rec = gates["o"] * tanh_c
@@ -535,7 +611,7 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
             )
             obs.update(gates)
         elif kind == "gru":
-            gates, h_rec = gru_block(cell, xs[lo:hi], h_prev[lo:hi])
+            gates, h_rec = gru_block(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
             recon = _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r])
             obs.update(gates)
         else:
@@ -775,7 +851,11 @@ class Unroller:
         results = {}
         grads = None
         if self.gradients:
-            sources = [t.eps for t in traces] + [t.delta for t in traces]
+            # The tokens make the tape run every monitored loop's checkpointed backward, which
+            # leaves its per-step reductions in the loop's `side` (see _stepped_loop).
+            for t in traces:
+                t.side["mode"] = ("loss",)
+            sources = [t.token for t in traces]
             weights = [list(t.info.weights.values()) for t in traces]
             # A tf.distribute variable of tf.keras 2 is differentiated through its per-device
             # parts (its own handle does not exist outside replica context).
@@ -787,7 +867,7 @@ class Unroller:
             )
             grads = grads[: len(sources)] + backend.sum_parts(grads[len(sources) :], parts)
         n = len(traces)
-        offset = 2 * n
+        offset = n
         for i, trace in enumerate(traces):
             valid = trace.valid  # [T, B]
             res = {
@@ -797,34 +877,37 @@ class Unroller:
             }
             if grads is not None:
                 validf = tf.cast(valid, tf.float32)
-                vcol = valid[:, :, None]
-                # [T, B, positions, U]: feature maps have one row per spatial position
-                d_eps = _per_position(tf.cast(grads[i], tf.float32), trace)
-                d_out = _per_position(tf.cast(grads[n + i], tf.float32), trace)
+                n_steps, batch = tf.shape(valid)[0], tf.shape(valid)[1]
+                reduced = trace.side.get("loss")
+                if reduced is not None:
+                    reduced = reduced[trace.index]
+                else:  # the loss does not reach this layer: every gradient is zero
+                    units = tf.shape(_per_position(tf.zeros_like(trace.final_h)[None], trace))[-1]
+                    zeros_tu = tf.zeros(tf.stack([n_steps, units]), tf.float32)
+                    reduced = {"grad_abs_sum": zeros_tu, "out_abs_sum": zeros_tu,
+                               "grad_norm_sum": tf.zeros(tf.reshape(n_steps, [1]), tf.float32),
+                               "grad_nonfinite": tf.constant(0.0), "v": tf.zeros_like(trace.final_h)}
                 # At masked steps both gradients are exactly 0 (the step's eps / delta never
                 # reach the output: keras's `where` keeps the previous state), so plain sums
                 # over b are sums over the valid sequences.
-                res["grad_abs_sum"] = tf.reduce_sum(tf.abs(d_eps), axis=[1, 2])  # [T, U]
-                res["out_abs_sum"] = tf.reduce_sum(tf.abs(d_out), axis=[1, 2])
-                res["grad_norm_sum"] = tf.reduce_sum(tf.norm(d_eps, axis=[2, 3]), axis=1)
+                res["grad_abs_sum"] = reduced["grad_abs_sum"]  # [T, U]
+                res["out_abs_sum"] = reduced["out_abs_sum"]
+                res["grad_norm_sum"] = reduced["grad_norm_sum"]  # [T]
                 res["count_t"] = tf.reduce_sum(validf, axis=1)  # [T]
-                res["grad_nonfinite"] = tf.reduce_sum(
-                    tf.cast(tf.logical_and(vcol[..., None], tf.logical_not(tf.math.is_finite(d_eps))), tf.float32)
-                )
+                res["grad_nonfinite"] = reduced["grad_nonfinite"]
                 # Temporal flow: v = dL/dh at each sequence's last valid step (processing order).
-                n_steps = tf.shape(valid)[0]
-                rev_first = tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
-                last = n_steps - 1 - rev_first  # [B]
-                d_eps_b = tf.transpose(grads[i], [1, 0] + list(range(2, grads[i].shape.rank)))  # [B, T, ...]
-                v = tf.stop_gradient(tf.gather(d_eps_b, last, axis=1, batch_dims=1))  # [B, ...]
+                v = tf.stop_gradient(reduced["v"])  # [B, ...]
                 # The flow's backward uses graph gradients (we are inside tf.function), so the
                 # tape need not be persistent.
-                flow = None
-                if self.flow and trace.recurrent:
-                    flow = tf.gradients(trace.final_h, trace.eps, grad_ys=v)[0]
-                if flow is None:
-                    flow = tf.zeros_like(trace.eps)
-                res["flow_norm"] = tf.transpose(tf.norm(_per_position(tf.cast(flow, tf.float32), trace), axis=[2, 3]), [1, 0])  # [B, T]
+                flow_norm = None
+                if self.flow and trace.recurrent and trace.side.get("loss") is not None:
+                    trace.side["mode"] = ("flow", trace.index)
+                    tf.gradients(trace.final_h, trace.token, grad_ys=v)
+                    flow_norm = trace.side.get("flow", {}).get(trace.index)
+                    trace.side["mode"] = ("loss",)
+                if flow_norm is None:
+                    flow_norm = tf.zeros(tf.stack([batch, n_steps]), tf.float32)
+                res["flow_norm"] = flow_norm  # [B, T]
                 res["v_norm"] = tf.norm(tf.reshape(tf.cast(v, tf.float32), tf.stack([tf.shape(v)[0], -1])), axis=-1)
                 wg = grads[offset : offset + len(weights[i])]
                 offset += len(weights[i])
