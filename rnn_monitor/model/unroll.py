@@ -3,16 +3,33 @@ which every monitored recurrent layer runs its own cell step by step.
 
 How it works. While the probe's `tf.function` is traced, each monitored keras RNN layer gets an
 instance attribute ``inner_loop`` (keras's `RNN.call` calls ``self.inner_loop``; LSTM and GRU
-override it to try cuDNN, the replacement bypasses that). The replacement is a `tf.while_loop`
-over the time steps that calls ``layer.cell(x_t, states, training=False)`` and
+override it to try cuDNN, the replacement bypasses that). The replacement steps
+``layer.cell(x_t, states, training=False)`` in a `tf.while_loop`; differentiated, each step
 
-* adds a zero tensor ``eps_t`` to the new state h_t before it is fed to the next step *and* to
-  the output, so ``dL/d eps_t`` is the total derivative dL/dh_t through the recurrence (true
-  backprop through time, which also exists for ``return_sequences=False``);
-* adds a second zero tensor ``delta_t`` to the output at t only, so ``dL/d delta_t`` is the
-  direct path dL/d(out_t);
-* keeps the cell's own new h (and c) of every step. Nothing else happens inside the loop, so
-  the differentiated loop costs what keras's own loop costs.
+* has a zero perturbation ``eps_t`` added to the new state h_t before it is fed to the next
+  step *and* to the output, so ``dL/d eps_t`` is the total derivative dL/dh_t through the
+  recurrence (true backprop through time, which also exists for ``return_sequences=False``);
+* has a second zero perturbation ``delta_t`` added to the output at t only, so
+  ``dL/d delta_t`` is the direct path dL/d(out_t).
+
+Checkpointed backprop through time (Chen et al. 2016; Gruslys et al. 2016). The whole loop is
+one `tf.custom_gradient` op. Its forward pass runs the steps in segments of
+``ceil(sqrt(T))`` steps (`SEGMENT_STEPS` overrides) without perturbations (they are zero) and
+keeps, besides the layer's outputs and the cell's own new h (and c) of every step for the
+statistics, only the states at each segment's start. Its backward pass walks the segments from
+the last, one at a time: it recomputes the segment from its starting states under a tape *with*
+the zero perturbations (per segment), takes the gradient of the segment's outputs and end states
+with respect to its inputs, starting states, perturbations and the cell's weights, carries the
+starting states' gradient to the previous segment, and reduces each step right there to what is
+written (sums of |dL/dh_t| and |dL/d out_t| over the batch, the norms, non-finite counts, and
+dL/dh at each sequence's last valid step ``v``). So the loop's memory for the gradient is the
+boundary states plus one segment's intermediates, and no [T, B, units] perturbation or
+gradient tensor exists; the price is one more forward pass per backward pass. The probe's
+``tape`` differentiates the loss with respect to one scalar *token* per recurrence (an input
+of the op that stands for its perturbations): that makes the tape run the op's backward, which
+leaves its reduced results in the loop's ``side`` dict, read by `Unroller._probe`. Which
+backward is wanted (the loss's, or the temporal flow's of recurrence j) is set in
+``side["mode"]`` before each gradient call.
 
 After the loop, without gradients and vectorized over time (in chunks of at most
 `CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
@@ -24,13 +41,14 @@ h in float64, max |state|, saturation counts, non-finite counts) and the first
 ``text_samples`` sequences of every state (of h: ``h_samples``, for the units' descriptions) are all
 that leaves the function.
 
-The temporal flow needs one extra backward per layer: from ``<v, h_last>`` with
-``v = stop_gradient(dL/dh_last)`` (dL/dh at each sequence's last valid step) to that layer's eps
-tensor, which gives every k at once. It uses graph gradients (``tf.gradients(h_last, eps,
-grad_ys=v)``, we are inside the traced function) so that the loss's tape need not be
-persistent: a persistent tape keeps every intermediate of the loops alive (+1.8 GB for one LSTM
-512 at T = 250). Per layer, not summed over layers, because a lower layer's eps also reaches the
-upper layers' last states.
+The temporal flow needs one extra backward per monitored recurrence: from ``<v, h_last>`` with
+``v = stop_gradient(dL/dh_last)`` (dL/dh at each sequence's last valid step) to that
+recurrence's perturbations, which gives every k at once. It uses graph gradients
+(``tf.gradients(h_last, token, grad_ys=v)``, we are inside the traced function) so that the
+loss's tape need not be persistent (a persistent tape keeps every intermediate alive), and the
+op's backward in "flow" mode follows the states' chain alone (no outputs, inputs or weights),
+segment by segment, keeping only ||d<v, h_last>/dh_t|| per (sequence, step). Per recurrence,
+not summed over layers, because a lower layer's eps also reaches the upper layers' last states.
 
 Masked steps behave as in keras (the state is carried over, the output is the previous output,
 or zeros when ``zero_output_for_mask``); they are excluded from every accumulator and sum.
