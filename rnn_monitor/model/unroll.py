@@ -382,12 +382,6 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
 
         def backward(*grads, variables=None):
             variables = list(variables or [])
-            mode = side.get("mode", ("loss",))
-            if mode[0] == "flow":
-                flow = _flow_backward(mode[1], grads, bounds)
-                side.setdefault("flow", {})[mode[1]] = flow
-                input_grads = [None] * (1 + n_flat) + [tf.zeros([], tf.float32) for _ in plans]
-                return (input_grads, [None] * len(variables)) if variables else input_grads
             grads = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
             d_seq = grads[0] if return_sequences else None
             d_last = grads[int(return_sequences)]
@@ -396,7 +390,13 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             def grad_ta(dtype=tf.float32):
                 return tf.TensorArray(dtype, size=n_seg, infer_shape=False)
 
-            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad):
+            # The temporal flow rides on the same sweep: its adjoint d<v, h_last>/d(states) is
+            # carried per recurrence; v[b] enters at the end of the segment that holds sequence
+            # b's last valid step (the steps after it are masked for b: they pass its states on
+            # unchanged), i.e. as soon as the loss's sweep has computed it.
+            flows = [j for j in range(n_plans) if side.get("want_flow") and traces[j].recurrent]
+
+            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad, d_flows, flow_tas):
                 lo = s * seg
                 hi = tf.minimum(n_steps, lo + seg)
                 n = hi - lo
@@ -405,7 +405,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                 x_seg = xs_in[lo:hi]
                 eps_seg = [_zeros_steps(n, batch, p["template"]) for p in plans]
                 delta_seg = [_zeros_steps(n, batch, out0[p["slot"].path]) for p in plans]
-                with tf.GradientTape() as seg_tape:
+                with tf.GradientTape(persistent=bool(flows)) as seg_tape:
                     seg_tape.watch([x_seg] + flat_s + [prev_s] + eps_seg + delta_seg + variables)
                     flat_e, prev_e, out_ta_s, _, _ = run(
                         tf.constant(0), n,
@@ -450,20 +450,35 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                     rows = tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1)
                     picked = tf.gather_nd(d_eps[i], rows)  # [B, ...]
                     new_vs.append(tf.where(_bcast(here, picked), picked, vs[i]))
-                return s - 1, d_flat, d_prev, d_vars, dx_ta, new_reduced, new_vs, new_bad
+                    if i in flows:
+                        seeds = [tf.zeros_like(f) for f in flat_e]
+                        seeds[plan["slot"].h] = tf.where(_bcast(here, picked), tf.stop_gradient(picked), seeds[plan["slot"].h])
+                        seeded = [a + b for a, b in zip(d_flows[i], seeds)]
+                        gf = seg_tape.gradient(
+                            flat_e, flat_s + [eps_seg[i]], output_gradients=seeded,
+                            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                        )
+                        gf = [tf.convert_to_tensor(v) for v in gf]
+                        d_flows[i] = gf[:-1]
+                        ef = _per_position(tf.cast(gf[-1], tf.float32), traces[i])
+                        flow_tas[i] = flow_tas[i].write(s, tf.norm(ef, axis=[2, 3]))  # [n, B]
+                del seg_tape
+                return s - 1, d_flat, d_prev, d_vars, dx_ta, new_reduced, new_vs, new_bad, d_flows, flow_tas
 
             # Segments one after the other, from the last (parallel_iterations=1: otherwise the
             # recomputations of several segments, which do not depend on each other, would run
             # at once and keep their intermediates alive together).
-            _, d_flat0, _, d_vars, dx_ta, reduced, vs, bad = tf.while_loop(
+            _, d_flat0, _, d_vars, dx_ta, reduced, vs, bad, _, flow_tas = tf.while_loop(
                 lambda s, *_: s >= 0,
                 seg_back,
                 (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables], grad_ta(xs_in.dtype),
                  [{k: grad_ta() for k in ("grad_abs_sum", "out_abs_sum", "grad_norm_sum")} for _ in plans],
-                 [tf.zeros_like(p["template"]) for p in plans], [tf.constant(0.0) for _ in plans]),
+                 [tf.zeros_like(p["template"]) for p in plans], [tf.constant(0.0) for _ in plans],
+                 {j: [tf.zeros_like(f) for f in d_final] for j in flows}, {j: grad_ta() for j in flows}),
                 maximum_iterations=n_seg,
                 parallel_iterations=1,
             )
+            side["flow"] = {j: tf.transpose(ta.concat(), [1, 0]) for j, ta in flow_tas.items()}  # [B, T]
             side["loss"] = [
                 dict({k: ta.concat() for k, ta in reduced[i].items()}, grad_nonfinite=bad[i], v=vs[i])
                 for i in range(n_plans)
@@ -474,47 +489,6 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             if variables:
                 return input_grads, list(d_vars)
             return input_grads
-
-        def _flow_backward(j, grads, bounds):
-            """||dh_T / dh_t^T v|| per (sequence, step) for recurrence j: the states' chain alone
-            (no outputs, inputs or weights), [B, T]."""
-            d_final = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
-            d_final = d_final[int(return_sequences) + 1 :]
-
-            def seg_back(s, d_flat, norms):
-                lo = s * seg
-                hi = tf.minimum(n_steps, lo + seg)
-                n = hi - lo
-                flat_s = [b[s] for b in bounds[:n_flat]]
-                x_seg = xs_in[lo:hi]
-                eps_seg = _zeros_steps(n, batch, plans[j]["template"])
-                with tf.GradientTape() as seg_tape:
-                    seg_tape.watch(flat_s + [eps_seg])
-                    flat_e, _, _, _, _ = run(
-                        tf.constant(0), n,
-                        tf.TensorArray(x_seg.dtype, size=n).unstack(x_seg),
-                        tf.TensorArray(tf.bool, size=n).unstack(valid[lo:hi]) if masked else None,
-                        flat_s, bounds[n_flat][s],
-                        eps_tas={j: tf.TensorArray(eps_seg.dtype, size=n).unstack(eps_seg)},
-                        delta_tas={},
-                    )
-                g = seg_tape.gradient(
-                    flat_e, flat_s + [eps_seg], output_gradients=list(d_flat),
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-                g = [tf.convert_to_tensor(v) for v in g]
-                e = _per_position(tf.cast(g[-1], tf.float32), traces[j])
-                norms = norms.write(s, tf.norm(e, axis=[2, 3]))  # [n, B]
-                return s - 1, g[:-1], norms
-
-            _, _, norms = tf.while_loop(
-                lambda s, *_: s >= 0,
-                seg_back,
-                (n_seg - 1, list(d_final), tf.TensorArray(tf.float32, size=n_seg, infer_shape=False)),
-                maximum_iterations=n_seg,
-                parallel_iterations=1,
-            )
-            return tf.transpose(norms.concat(), [1, 0])  # [B, T]
 
         return results, backward
 
@@ -872,7 +846,7 @@ class Unroller:
             # The tokens make the tape run every monitored loop's checkpointed backward, which
             # leaves its per-step reductions in the loop's `side` (see _stepped_loop).
             for t in traces:
-                t.side["mode"] = ("loss",)
+                t.side["want_flow"] = self.flow
             sources = [t.token for t in traces]
             weights = [list(t.info.weights.values()) for t in traces]
             # A tf.distribute variable of tf.keras 2 is differentiated through its per-device
@@ -915,14 +889,8 @@ class Unroller:
                 res["grad_nonfinite"] = reduced["grad_nonfinite"]
                 # Temporal flow: v = dL/dh at each sequence's last valid step (processing order).
                 v = tf.stop_gradient(reduced["v"])  # [B, ...]
-                # The flow's backward uses graph gradients (we are inside tf.function), so the
-                # tape need not be persistent.
-                flow_norm = None
-                if self.flow and trace.recurrent and trace.side.get("loss") is not None:
-                    trace.side["mode"] = ("flow", trace.index)
-                    tf.gradients(trace.final_h, trace.token, grad_ys=v)
-                    flow_norm = trace.side.get("flow", {}).get(trace.index)
-                    trace.side["mode"] = ("loss",)
+                # The flow's backward ran in the same sweep (see _stepped_loop).
+                flow_norm = trace.side.get("flow", {}).get(trace.index) if self.flow else None
                 if flow_norm is None:
                     flow_norm = tf.zeros(tf.stack([batch, n_steps]), tf.float32)
                 res["flow_norm"] = flow_norm  # [B, T]
