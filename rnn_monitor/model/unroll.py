@@ -27,9 +27,7 @@ boundary states plus one segment's intermediates, and no [T, B, units] perturbat
 gradient tensor exists; the price is one more forward pass per backward pass. The probe's
 ``tape`` differentiates the loss with respect to one scalar *token* per recurrence (an input
 of the op that stands for its perturbations): that makes the tape run the op's backward, which
-leaves its reduced results in the loop's ``side`` dict, read by `Unroller._probe`. Which
-backward is wanted (the loss's, or the temporal flow's of recurrence j) is set in
-``side["mode"]`` before each gradient call.
+leaves its reduced results in the loop's ``side`` dict, read by `Unroller._probe`.
 
 After the loop, without gradients and vectorized over time (in chunks of at most
 `CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
@@ -41,14 +39,14 @@ h in float64, max |state|, saturation counts, non-finite counts) and the first
 ``text_samples`` sequences of every state (of h: ``h_samples``, for the units' descriptions) are all
 that leaves the function.
 
-The temporal flow needs one extra backward per monitored recurrence: from ``<v, h_last>`` with
-``v = stop_gradient(dL/dh_last)`` (dL/dh at each sequence's last valid step) to that
-recurrence's perturbations, which gives every k at once. It uses graph gradients
-(``tf.gradients(h_last, token, grad_ys=v)``, we are inside the traced function) so that the
-loss's tape need not be persistent (a persistent tape keeps every intermediate alive), and the
-op's backward in "flow" mode follows the states' chain alone (no outputs, inputs or weights),
-segment by segment, keeping only ||d<v, h_last>/dh_t|| per (sequence, step). Per recurrence,
-not summed over layers, because a lower layer's eps also reaches the upper layers' last states.
+The temporal flow is the backward of ``<v, h_last>`` with ``v = stop_gradient(dL/dh_last)``
+(dL/dh at each sequence's last valid step) to the recurrence's perturbations, which gives every
+k at once. It rides on the loss's segment sweep: its adjoint (the states' chain alone, no
+outputs, inputs or weights) is carried per recurrence beside the loss's, and v[b] enters it at
+the end of the segment that holds sequence b's last valid step (later steps are masked for b and
+pass its states on unchanged), where the loss's sweep has just computed it; only
+||d<v, h_last>/dh_t|| per (sequence, step) is kept. Per recurrence, not summed over layers,
+because a lower layer's eps also reaches the upper layers' last states.
 
 Masked steps behave as in keras (the state is carried over, the output is the previous output,
 or zeros when ``zero_output_for_mask``); they are excluded from every accumulator and sum.
@@ -333,7 +331,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
     n_plans = len(plans)
     n_flat = len(flat0)
     # What the forward keeps for the statistics (no gradient flows through it), what `backward`
-    # computes, and which backward the probe asks for ("mode": ("loss",) or ("flow", index)).
+    # computes, and whether the probe wants the temporal flow ("want_flow").
     side: dict = {}
     # each sequence's last valid step (processing order); all-masked rows: the last step
     last = n_steps - 1 - tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
