@@ -49,6 +49,7 @@ import json, os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "benchmarks")]
 mode, T, units, layers, batch, log_dir = sys.argv[2], *map(int, sys.argv[3:7]), sys.argv[7]
+monitor_kwargs = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
 
 def status(key):
     with open("/proc/self/status") as handle:
@@ -69,7 +70,7 @@ keras.utils.set_random_seed(0)
 model = reference_model(vocab, units=units, layers=layers, seq=T)
 callbacks = []
 if mode == "monitor":
-    callbacks.append(RNNMonitor(log_dir, probe_data=(x[:64], y[:64])))
+    callbacks.append(RNNMonitor(log_dir, probe_data=(x[:64], y[:64]), **monitor_kwargs))
 out = {"mode": mode, "rss_before_fit_mb": status("VmRSS")}
 began = time.perf_counter()
 model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=callbacks)
@@ -94,14 +95,14 @@ def _rss_mb(pid: int) -> float:
 
 
 def run_child(mode: str, timesteps: int, units: int, layers: int, batch: int,
-              max_rss_mb: float, timeout: float) -> dict:
+              max_rss_mb: float, timeout: float, monitor_kwargs: Optional[dict] = None) -> dict:
     """One process: its report, plus ``maxrss_mb`` from wait4 and how it ended."""
     with tempfile.TemporaryDirectory() as tmp:
         out_path, err_path = os.path.join(tmp, "out"), os.path.join(tmp, "err")
         with open(out_path, "w") as out_file, open(err_path, "w") as err_file:
             proc = subprocess.Popen(
                 [sys.executable, "-c", CHILD, ROOT, mode, str(timesteps), str(units), str(layers),
-                 str(batch), os.path.join(tmp, "logs")],
+                 str(batch), os.path.join(tmp, "logs"), json.dumps(monitor_kwargs or {})],
                 stdout=out_file, stderr=err_file, text=True,
             )
         watch = {"max_seen_mb": 0.0, "killed": None}
@@ -144,14 +145,16 @@ def run_child(mode: str, timesteps: int, units: int, layers: int, batch: int,
     return result
 
 
-def measure(timesteps: int, units: int, layers: int, batch: int, max_rss_mb: float, timeout: float) -> dict:
-    row: dict = {"timesteps": timesteps, "units": units, "layers": layers, "batch": batch}
+def measure(timesteps: int, units: int, layers: int, batch: int, max_rss_mb: float, timeout: float,
+            monitor_kwargs: Optional[dict] = None) -> dict:
+    row: dict = {"timesteps": timesteps, "units": units, "layers": layers, "batch": batch,
+                 "monitor_kwargs": monitor_kwargs or {}}
     plain = run_child("plain", timesteps, units, layers, batch, max_rss_mb, timeout)
     print("  plain  ", json.dumps(plain), flush=True)
     row["plain"] = plain
     if "peak_rss_mb" not in plain:
         return row
-    monitor = run_child("monitor", timesteps, units, layers, batch, max_rss_mb, timeout)
+    monitor = run_child("monitor", timesteps, units, layers, batch, max_rss_mb, timeout, monitor_kwargs)
     print("  monitor", json.dumps(monitor), flush=True)
     row["monitor"] = monitor
     row["train_working_set_mb"] = plain["peak_rss_mb"] - plain["rss_before_fit_mb"]
@@ -210,12 +213,16 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rss-gb", type=float, default=10.0, help="stop a child above this RSS")
     parser.add_argument("--timeout", type=float, default=900.0, help="stop a child after this many seconds")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--monitor-kwargs", default="{}",
+                        help='extra RNNMonitor arguments as JSON, e.g. \'{"importance": false}\' (the probe without '
+                        "the occlusion importance of the interpretability part)")
     args = parser.parse_args(argv)
     points = _parse_points(args.points) or (QUICK_GRID if args.quick else FULL_GRID)
     rows = []
     for timesteps, units in points:
         print(f"T={timesteps} units={units} layers={args.layers} batch={args.batch}", flush=True)
-        rows.append(measure(timesteps, units, args.layers, args.batch, args.max_rss_gb * 1024, args.timeout))
+        rows.append(measure(timesteps, units, args.layers, args.batch, args.max_rss_gb * 1024, args.timeout,
+                            json.loads(args.monitor_kwargs)))
         if args.json:  # keep what was measured even if a later point is interrupted
             with open(args.json, "w") as handle:
                 json.dump(rows, handle, indent=1)

@@ -114,10 +114,10 @@ def overhead(steps: int, rounds: int, log_root: str) -> dict:
             super().on_train_end(logs)
             self.begin_end_seconds[-1] += time.perf_counter() - began
 
-        def _log_epoch(self, epoch):
+        def _log_epoch(self, epoch, logs=None):
             before = self.writer.bytes_this_step
             began = time.perf_counter()
-            super()._log_epoch(epoch)
+            super()._log_epoch(epoch, logs)
             self.epoch_end_seconds.append(time.perf_counter() - began)
             self.epoch_bytes.append(self.writer.bytes_this_step - before)
 

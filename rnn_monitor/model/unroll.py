@@ -3,16 +3,31 @@ which every monitored recurrent layer runs its own cell step by step.
 
 How it works. While the probe's `tf.function` is traced, each monitored keras RNN layer gets an
 instance attribute ``inner_loop`` (keras's `RNN.call` calls ``self.inner_loop``; LSTM and GRU
-override it to try cuDNN, the replacement bypasses that). The replacement is a `tf.while_loop`
-over the time steps that calls ``layer.cell(x_t, states, training=False)`` and
+override it to try cuDNN, the replacement bypasses that). The replacement steps
+``layer.cell(x_t, states, training=False)`` in a `tf.while_loop`; differentiated, each step
 
-* adds a zero tensor ``eps_t`` to the new state h_t before it is fed to the next step *and* to
-  the output, so ``dL/d eps_t`` is the total derivative dL/dh_t through the recurrence (true
-  backprop through time, which also exists for ``return_sequences=False``);
-* adds a second zero tensor ``delta_t`` to the output at t only, so ``dL/d delta_t`` is the
-  direct path dL/d(out_t);
-* keeps the cell's own new h (and c) of every step. Nothing else happens inside the loop, so
-  the differentiated loop costs what keras's own loop costs.
+* has a zero perturbation ``eps_t`` added to the new state h_t before it is fed to the next
+  step *and* to the output, so ``dL/d eps_t`` is the total derivative dL/dh_t through the
+  recurrence (true backprop through time, which also exists for ``return_sequences=False``);
+* has a second zero perturbation ``delta_t`` added to the output at t only, so
+  ``dL/d delta_t`` is the direct path dL/d(out_t).
+
+Checkpointed backprop through time (Chen et al. 2016; Gruslys et al. 2016). The whole loop is
+one `tf.custom_gradient` op. Its forward pass runs the steps in segments of
+``ceil(sqrt(T))`` steps (`SEGMENT_STEPS` overrides) without perturbations (they are zero) and
+keeps, besides the layer's outputs and the cell's own new h (and c) of every step for the
+statistics, only the states at each segment's start. Its backward pass walks the segments from
+the last, one at a time: it recomputes the segment from its starting states under a tape *with*
+the zero perturbations (per segment), takes the gradient of the segment's outputs and end states
+with respect to its inputs, starting states, perturbations and the cell's weights, carries the
+starting states' gradient to the previous segment, and reduces each step right there to what is
+written (sums of |dL/dh_t| and |dL/d out_t| over the batch, the norms, non-finite counts, and
+dL/dh at each sequence's last valid step ``v``). So the loop's memory for the gradient is the
+boundary states plus one segment's intermediates, and no [T, B, units] perturbation or
+gradient tensor exists; the price is one more forward pass per backward pass. The probe's
+``tape`` differentiates the loss with respect to one scalar *token* per recurrence (an input
+of the op that stands for its perturbations): that makes the tape run the op's backward, which
+leaves its reduced results in the loop's ``side`` dict, read by `Unroller._probe`.
 
 After the loop, without gradients and vectorized over time (in chunks of at most
 `CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
@@ -24,13 +39,14 @@ h in float64, max |state|, saturation counts, non-finite counts) and the first
 ``text_samples`` sequences of every state (of h: ``h_samples``, for the units' descriptions) are all
 that leaves the function.
 
-The temporal flow needs one extra backward per layer: from ``<v, h_last>`` with
-``v = stop_gradient(dL/dh_last)`` (dL/dh at each sequence's last valid step) to that layer's eps
-tensor, which gives every k at once. It uses graph gradients (``tf.gradients(h_last, eps,
-grad_ys=v)``, we are inside the traced function) so that the loss's tape need not be
-persistent: a persistent tape keeps every intermediate of the loops alive (+1.8 GB for one LSTM
-512 at T = 250). Per layer, not summed over layers, because a lower layer's eps also reaches the
-upper layers' last states.
+The temporal flow is the backward of ``<v, h_last>`` with ``v = stop_gradient(dL/dh_last)``
+(dL/dh at each sequence's last valid step) to the recurrence's perturbations, which gives every
+k at once. It rides on the loss's segment sweep: its adjoint (the states' chain alone, no
+outputs, inputs or weights) is carried per recurrence beside the loss's, and v[b] enters it at
+the end of the segment that holds sequence b's last valid step (later steps are masked for b and
+pass its states on unchanged), where the loss's sweep has just computed it; only
+||d<v, h_last>/dh_t|| per (sequence, step) is kept. Per recurrence, not summed over layers,
+because a lower layer's eps also reaches the upper layers' last states.
 
 Masked steps behave as in keras (the state is carried over, the output is the previous output,
 or zeros when ``zero_output_for_mask``); they are excluded from every accumulator and sum.
@@ -91,8 +107,9 @@ class _Trace:
     def __init__(self, info: RNNLayerInfo) -> None:
         self.info = info
         self.called = 0
-        self.eps = None  # [T, B, ...state] processing order
-        self.delta = None  # [T, B, ...output]
+        self.token = None  # scalar standing for the perturbations eps_t, delta_t (see _stepped_loop)
+        self.side: dict = {}  # the layer loop's shared dict: the backward's reduced results
+        self.index = 0  # this recurrence's index in its layer loop
         self.valid = None  # [T, B] bool, processing order
         self.final_h = None  # [B, ...]: state after the last step (= at the last valid step)
         self.acc: dict = {}
@@ -103,6 +120,7 @@ class _Trace:
         self.channels_first = False
         self.dtype = "float32"  # the dtype the cell computes in
         self.refused: Optional[str] = None  # why the probe could not step this recurrence
+        self.segments = None  # int32 [steps per segment, segments] of the checkpointed loop
         act = getattr(info.cell, "activation", None)
         self.h_bounded = act is not None and is_bounded(act)
         self.tanh_output = act is not None and activation_name(act) == "tanh"
@@ -142,6 +160,20 @@ def _zeros_steps(n_steps, batch, template):
     return tf.zeros(tf.concat([tf.stack([n_steps, batch]), rest], axis=0), dtype=template.dtype)
 
 
+# Checkpointed backprop through time: the probe's loop keeps the states only at the start of
+# every segment of SEGMENT_STEPS steps (None: ceil(sqrt(T))) and recomputes one segment at a time
+# in the backward pass.
+SEGMENT_STEPS: Optional[int] = None
+
+
+def _segment_steps(n_steps):
+    """Steps per segment (int32 tensor): SEGMENT_STEPS, or ceil(sqrt(T)) (Chen et al. 2016)."""
+    if SEGMENT_STEPS is not None:
+        return tf.maximum(1, tf.minimum(tf.constant(int(SEGMENT_STEPS), tf.int32), n_steps))
+    root = tf.cast(tf.math.ceil(tf.sqrt(tf.cast(n_steps, tf.float32))), tf.int32)
+    return tf.maximum(1, root)
+
+
 def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape, settings: ProbeSettings):
     """The replacement ``inner_loop`` of one keras RNN layer, serving every monitored recurrence
     of it (one, or one per cell of a StackedRNNCells). When its cell cannot be stepped by hand,
@@ -159,7 +191,7 @@ def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape
             reason = f"stepping its cell failed ({type(exc).__name__}: {first[:200]})"
         for trace in traces:
             trace.refused = reason
-            trace.eps = None
+            trace.token = None
         if backend.engine_of(layer) == backend.TF_KERAS:
             return NotImplemented  # tf.keras 2: `backend.legacy_rnn_route` runs the real loop
         return type(layer).inner_loop(layer, sequences, initial_state, mask, training=training)
@@ -217,95 +249,266 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         plans.append({
             "slot": slot,
             "template": template,
-            "eps": _zeros_steps(n_steps, batch, template),
-            "delta": _zeros_steps(n_steps, batch, out0[path]),
             "keep_c": keep_c,
             # a stock cell of a stack after the first: its input is the previous cell's output
             "keep_x": trace.info.kind in ("lstm", "gru") and path != first_path,
         })
         by_path[path] = i
-    for plan in plans:
-        tape.watch(plan["eps"])
-        tape.watch(plan["delta"])
-
-    x_ta = tf.TensorArray(xs.dtype, size=n_steps).unstack(xs)
-    eps_tas = [tf.TensorArray(p["eps"].dtype, size=n_steps).unstack(p["eps"]) for p in plans]
-    delta_tas = [tf.TensorArray(p["delta"].dtype, size=n_steps).unstack(p["delta"]) for p in plans]
-    valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
-
-    def kept_ta(template):
-        return tf.TensorArray(template.dtype, size=n_steps, element_shape=template.shape)
-
-    keep_tas = []
-    for plan in plans:
-        slot = plan["slot"]
-        tas = {"h": kept_ta(plan["template"])}
-        if plan["keep_c"]:
-            tas["c"] = kept_ta(flat0[slot.first + 1])
-        keep_tas.append(tas)
     out_template = out0[leaf_cells(cell)[-1][0]]
-    out_ta = tf.TensorArray(out_template.dtype, size=n_steps if layer.return_sequences else 1,
-                            element_shape=out_template.shape)
-    x_inputs = {}  # trace index -> the cell's input at every step (stacked cells after the first)
     zero_output = bool(getattr(layer, "zero_output_for_mask", False))
+    return_sequences = bool(layer.return_sequences)
+    prev0 = _zeros_steps(1, batch, out_template)[0]
+    seg = _segment_steps(n_steps)
+    n_seg = (n_steps + seg - 1) // seg
+    for trace in traces:
+        trace.segments = tf.stack([seg, n_seg])
 
-    def body(t, flat, prev_out, keep_tas, x_tas, out_ta):
-        x_t = x_ta.read(t)
-        kept = {}
+    def kept_ta(template, size):
+        return tf.TensorArray(template.dtype, size=size, element_shape=template.shape)
 
-        def perturb(path, inputs, out, new_flat, first):
-            i = by_path.get(path)
-            if i is None:
+    def run(lo, hi, x_ta, valid_ta, flat, prev_out, out_ta=None, keep_tas=None, x_tas=None, eps_tas=None, delta_tas=None):
+        """Steps t in [lo, hi): read every TensorArray at t, write at t. Without `eps_tas` the
+        perturbations (zeros) are not added (the forward pass); the recomputation adds them."""
+        eps_tas = eps_tas or {}
+        delta_tas = delta_tas or {}
+        if keep_tas is None:
+            keep_tas = [{} for _ in plans]
+        if x_tas is None:
+            x_tas = {}
+
+        outs = {} if out_ta is None else {"out": out_ta}  # no None among the loop variables
+
+        def body(t, flat, prev_out, outs, keep_tas, x_tas):
+            x_t = x_ta.read(t)
+            kept = {}
+
+            def perturb(path, inputs, out, new_flat, first):
+                i = by_path.get(path)
+                if i is None:
+                    return out, new_flat
+                plan = plans[i]
+                values = {}
+                if traces[i].recurrent:
+                    k = plan["slot"].local_h
+                    values["h"] = new_flat[k]
+                    h = new_flat[k] + eps_tas[i].read(t) if i in eps_tas else new_flat[k]
+                    new_flat[k] = h
+                    out = h if plan["slot"].direct else out
+                    if i in delta_tas:
+                        out = out + delta_tas[i].read(t)
+                else:  # only the output can be watched
+                    values["h"] = out
+                    if i in eps_tas:
+                        out = out + eps_tas[i].read(t)
+                    if i in delta_tas:
+                        out = out + delta_tas[i].read(t)
+                if plan["keep_c"]:
+                    values["c"] = new_flat[1]
+                if plan["keep_x"]:
+                    values["x"] = inputs
+                kept[i] = values
                 return out, new_flat
-            plan = plans[i]
-            e_t, d_t = eps_tas[i].read(t), delta_tas[i].read(t)
-            values = {}
-            if traces[i].recurrent:
-                k = plan["slot"].local_h
-                values["h"] = new_flat[k]
-                h = new_flat[k] + e_t
-                new_flat[k] = h
-                out = (h if plan["slot"].direct else out) + d_t
-            else:  # only the output can be watched
-                values["h"] = out
-                out = out + e_t + d_t
+
+            out, new_flat = stepper.step(x_t, flat, perturb)
+            if masked:
+                m_t = valid_ta.read(t)
+                new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
+                out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
+            keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
+            x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
+            outs = {k: ta.write(t, out) for k, ta in outs.items()}
+            return t + 1, new_flat, out, outs, keep_tas, x_tas
+
+        _, flat, prev_out, outs, keep_tas, x_tas = tf.while_loop(
+            lambda t, *_: t < hi,
+            body,
+            (lo, list(flat), prev_out, outs, keep_tas, x_tas),
+            maximum_iterations=hi - lo,
+            parallel_iterations=1,
+        )
+        return list(flat), prev_out, outs.get("out"), keep_tas, x_tas
+
+    n_plans = len(plans)
+    n_flat = len(flat0)
+    # What the forward keeps for the statistics (no gradient flows through it), what `backward`
+    # computes, and whether the probe wants the temporal flow ("want_flow").
+    side: dict = {}
+    # each sequence's last valid step (processing order); all-masked rows: the last step
+    last = n_steps - 1 - tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
+
+    def forward(xs_in, *rest):
+        """The layer's whole loop, differentiated by `backward` (checkpointed BPTT): only the
+        states at segment boundaries are kept for the gradient."""
+        flat_in = list(rest[:n_flat])
+        x_ta = tf.TensorArray(xs_in.dtype, size=n_steps).unstack(xs_in)
+        valid_ta = tf.TensorArray(tf.bool, size=n_steps).unstack(valid) if masked else None
+        keep_tas = []
+        x_tas = {}
+        for i, plan in enumerate(plans):
+            slot = plan["slot"]
+            tas = {"h": kept_ta(plan["template"], n_steps)}
             if plan["keep_c"]:
-                values["c"] = new_flat[1]
+                tas["c"] = kept_ta(flat0[slot.first + 1], n_steps)
+            keep_tas.append(tas)
             if plan["keep_x"]:
-                values["x"] = inputs
-            kept[i] = values
-            return out, new_flat
+                x_tas[i] = kept_ta(plan["slot"].in_template, n_steps)
+        out_ta = kept_ta(out_template, n_steps) if return_sequences else None
+        bound_tas = [kept_ta(s, n_seg) for s in flat_in + [prev0]]
 
-        out, new_flat = stepper.step(x_t, flat, perturb)
-        if masked:
-            m_t = valid_ta.read(t)
-            new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
-            out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
-        keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
-        x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
-        if layer.return_sequences:
-            out_ta = out_ta.write(t, out)
-        return t + 1, new_flat, out, keep_tas, x_tas, out_ta
+        outs = {} if out_ta is None else {"out": out_ta}
 
-    for i, plan in enumerate(plans):
-        if plan["keep_x"]:
-            x_inputs[i] = kept_ta(plan["slot"].in_template)
-    _, flat_final, last_output, keep_tas, x_inputs, out_ta = tf.while_loop(
-        lambda t, *_: t < n_steps,
-        body,
-        (tf.constant(0), list(flat0), _zeros_steps(1, batch, out_template)[0], keep_tas, x_inputs, out_ta),
-        maximum_iterations=n_steps,
-    )
-    if not layer.return_sequences:
-        out_ta = out_ta.write(0, last_output)
-    stacked_out = out_ta.stack()
+        def segment(s, flat, prev_out, outs, keep_tas, x_tas, bound_tas):
+            bound_tas = [ta.write(s, v) for ta, v in zip(bound_tas, list(flat) + [prev_out])]
+            lo = s * seg
+            flat, prev_out, out_ta, keep_tas, x_tas = run(
+                lo, tf.minimum(n_steps, lo + seg), x_ta, valid_ta, flat, prev_out, outs.get("out"), keep_tas, x_tas
+            )
+            outs = {} if out_ta is None else {"out": out_ta}
+            return s + 1, flat, prev_out, outs, keep_tas, x_tas, bound_tas
+
+        _, flat, prev_out, outs, keep_tas, x_tas, bound_tas = tf.while_loop(
+            lambda s, *_: s < n_seg,
+            segment,
+            (tf.constant(0), flat_in, prev0, outs, keep_tas, x_tas, bound_tas),
+            maximum_iterations=n_seg,
+            parallel_iterations=1,
+        )
+        side["kept"] = [{k: ta.stack() for k, ta in tas.items()} for tas in keep_tas]
+        side["x"] = {i: ta.stack() for i, ta in x_tas.items()}
+        bounds = [ta.stack() for ta in bound_tas]  # [n_seg, B, ...] each
+        results = ([outs["out"].stack()] if return_sequences else []) + [prev_out] + list(flat)
+
+        def backward(*grads, variables=None):
+            variables = list(variables or [])
+            grads = [tf.zeros_like(r) if g is None else g for g, r in zip(grads, results)]
+            d_seq = grads[0] if return_sequences else None
+            d_last = grads[int(return_sequences)]
+            d_final = grads[int(return_sequences) + 1 :]
+
+            def grad_ta(dtype=tf.float32):
+                return tf.TensorArray(dtype, size=n_seg, infer_shape=False)
+
+            # The temporal flow rides on the same sweep: its adjoint d<v, h_last>/d(states) is
+            # carried per recurrence; v[b] enters at the end of the segment that holds sequence
+            # b's last valid step (the steps after it are masked for b: they pass its states on
+            # unchanged), i.e. as soon as the loss's sweep has computed it.
+            flows = [j for j in range(n_plans) if side.get("want_flow") and traces[j].recurrent]
+
+            def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad, d_flows, flow_tas):
+                lo = s * seg
+                hi = tf.minimum(n_steps, lo + seg)
+                n = hi - lo
+                flat_s = [b[s] for b in bounds[:n_flat]]
+                prev_s = bounds[n_flat][s]
+                x_seg = xs_in[lo:hi]
+                eps_seg = [_zeros_steps(n, batch, p["template"]) for p in plans]
+                delta_seg = [_zeros_steps(n, batch, out0[p["slot"].path]) for p in plans]
+                with tf.GradientTape(persistent=bool(flows)) as seg_tape:
+                    seg_tape.watch([x_seg] + flat_s + [prev_s] + eps_seg + delta_seg + variables)
+                    flat_e, prev_e, out_ta_s, _, _ = run(
+                        tf.constant(0), n,
+                        tf.TensorArray(x_seg.dtype, size=n).unstack(x_seg),
+                        tf.TensorArray(tf.bool, size=n).unstack(valid[lo:hi]) if masked else None,
+                        flat_s, prev_s,
+                        out_ta=kept_ta(out_template, n) if return_sequences else None,
+                        eps_tas={i: tf.TensorArray(e.dtype, size=n).unstack(e) for i, e in enumerate(eps_seg)},
+                        delta_tas={i: tf.TensorArray(d.dtype, size=n).unstack(d) for i, d in enumerate(delta_seg)},
+                    )
+                    targets = ([out_ta_s.stack()] if return_sequences else []) + [prev_e] + flat_e
+                out_grads = ([d_seq[lo:hi]] if return_sequences else []) + [d_prev] + list(d_flat)
+                sources = [x_seg] + flat_s + [prev_s] + eps_seg + delta_seg + variables
+                g = seg_tape.gradient(
+                    targets, sources, output_gradients=out_grads,
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                g = [tf.convert_to_tensor(v) for v in g]
+                dx_ta = dx_ta.write(s, g[0])
+                d_flat = g[1 : 1 + n_flat]
+                d_prev = g[1 + n_flat]
+                at = 2 + n_flat
+                d_eps, d_delta = g[at : at + n_plans], g[at + n_plans : at + 2 * n_plans]
+                d_vars = [a + b for a, b in zip(d_vars, g[at + 2 * n_plans :])]
+                # Each step reduced to what is written: no [T, B, ...] gradient is kept.
+                valid_seg = valid[lo:hi]
+                new_reduced, new_vs, new_bad = [], [], []
+                for i, plan in enumerate(plans):
+                    e = _per_position(tf.cast(d_eps[i], tf.float32), traces[i])  # [n, B, P, U]
+                    d = _per_position(tf.cast(d_delta[i], tf.float32), traces[i])
+                    parts = {
+                        "grad_abs_sum": tf.reduce_sum(tf.abs(e), axis=[1, 2]),  # [n, U]
+                        "out_abs_sum": tf.reduce_sum(tf.abs(d), axis=[1, 2]),
+                        "grad_norm_sum": tf.reduce_sum(tf.norm(e, axis=[2, 3]), axis=1),  # [n]
+                    }
+                    new_reduced.append({k: ta.write(s, parts[k]) for k, ta in reduced[i].items()})
+                    flags = tf.logical_and(valid_seg[:, :, None, None], tf.logical_not(tf.math.is_finite(e)))
+                    new_bad.append(bad[i] + tf.reduce_sum(tf.cast(flags, tf.float32)))
+                    # v: dL/dh at each sequence's last valid step, from the segment holding it
+                    at_seg = last - lo
+                    here = tf.logical_and(at_seg >= 0, at_seg < n)
+                    rows = tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1)
+                    picked = tf.gather_nd(d_eps[i], rows)  # [B, ...]
+                    new_vs.append(tf.where(_bcast(here, picked), picked, vs[i]))
+                    if i in flows:
+                        seeds = [tf.zeros_like(f) for f in flat_e]
+                        seeds[plan["slot"].h] = tf.where(_bcast(here, picked), tf.stop_gradient(picked), seeds[plan["slot"].h])
+                        seeded = [a + b for a, b in zip(d_flows[i], seeds)]
+                        gf = seg_tape.gradient(
+                            flat_e, flat_s + [eps_seg[i]], output_gradients=seeded,
+                            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                        )
+                        gf = [tf.convert_to_tensor(v) for v in gf]
+                        d_flows[i] = gf[:-1]
+                        ef = _per_position(tf.cast(gf[-1], tf.float32), traces[i])
+                        flow_tas[i] = flow_tas[i].write(s, tf.norm(ef, axis=[2, 3]))  # [n, B]
+                del seg_tape
+                return s - 1, d_flat, d_prev, d_vars, dx_ta, new_reduced, new_vs, new_bad, d_flows, flow_tas
+
+            # Segments one after the other, from the last (parallel_iterations=1: otherwise the
+            # recomputations of several segments, which do not depend on each other, would run
+            # at once and keep their intermediates alive together).
+            _, d_flat0, _, d_vars, dx_ta, reduced, vs, bad, _, flow_tas = tf.while_loop(
+                lambda s, *_: s >= 0,
+                seg_back,
+                (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables], grad_ta(xs_in.dtype),
+                 [{k: grad_ta() for k in ("grad_abs_sum", "out_abs_sum", "grad_norm_sum")} for _ in plans],
+                 [tf.zeros_like(p["template"]) for p in plans], [tf.constant(0.0) for _ in plans],
+                 {j: [tf.zeros_like(f) for f in d_final] for j in flows}, {j: grad_ta() for j in flows}),
+                maximum_iterations=n_seg,
+                parallel_iterations=1,
+            )
+            side["flow"] = {j: tf.transpose(ta.concat(), [1, 0]) for j, ta in flow_tas.items()}  # [B, T]
+            side["loss"] = [
+                dict({k: ta.concat() for k, ta in reduced[i].items()}, grad_nonfinite=bad[i], v=vs[i])
+                for i in range(n_plans)
+            ]
+            dx = dx_ta.concat()
+            dx.set_shape(xs_in.shape)
+            input_grads = [dx] + list(d_flat0) + [tf.zeros([], tf.float32) for _ in plans]
+            if variables:
+                return input_grads, list(d_vars)
+            return input_grads
+
+        return results, backward
+
+    # One scalar token per recurrence stands for its perturbations: the tape differentiates the
+    # loss with respect to it, which runs `backward`; what that computes per step (reduced) is
+    # read from `side`.
+    tokens = [tf.zeros([], tf.float32) for _ in plans]
+    for token in tokens:
+        tape.watch(token)
+    results = tf.custom_gradient(forward)(xs, *flat0, *tokens)
+    if return_sequences:
+        stacked_out, last_output, flat_final = results[0], results[1], list(results[2:])
+    else:
+        last_output, flat_final = results[0], list(results[1:])
+        stacked_out = last_output[None]
     outputs = tf.transpose(stacked_out, [1, 0] + list(range(2, len(stacked_out.shape))))
     for i, (trace, plan) in enumerate(zip(traces, plans)):
         slot = plan["slot"]
-        trace.eps, trace.delta, trace.valid = plan["eps"], plan["delta"], valid
+        trace.token, trace.side, trace.index, trace.valid = tokens[i], side, i, valid
         trace.final_h = flat_final[slot.h] if trace.recurrent else last_output
-        kept = {k: tf.stop_gradient(ta.stack()) for k, ta in keep_tas[i].items()}  # [T, B, ...]
-        x_seq = tf.stop_gradient(x_inputs[i].stack()) if i in x_inputs else tf.stop_gradient(xs)
+        kept = {k: tf.stop_gradient(v) for k, v in side["kept"][i].items()}  # [T, B, ...]
+        x_seq = tf.stop_gradient(side["x"][i]) if i in side["x"] else tf.stop_gradient(xs)
         h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
         c0 = flat0[slot.first + 1] if plan["keep_c"] else None
         trace.acc, trace.samples = _statistics(
@@ -342,12 +545,15 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
 
         return tf.scan(step, (raw, valid), initializer=init)
 
+    def previous(car, init, lo, hi):
+        """The states steps [lo, hi) started from (built per chunk: no shifted [T, B, ...] copy)."""
+        before = tf.cond(lo > 0, lambda: car[tf.maximum(lo - 1, 0)], lambda: init)
+        return tf.concat([before[None], car[lo : hi - 1]], axis=0)
+
     if kind in ("lstm", "gru"):
         h_car = carried(h_raw, h0)
-        h_prev = tf.concat([h0[None], h_car[:-1]], axis=0)
     if kind == "lstm":
         c_car = carried(kept["c"], c0)
-        c_prev = tf.concat([c0[None], c_car[:-1]], axis=0)
     valid_rows = tf.repeat(valid, n_pos, axis=1) if n_pos > 1 else valid
 
     names = STATE_NAMES[kind]
@@ -383,8 +589,8 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
         tanh_c = None
         r = check_rows
         if kind == "lstm":
-            z = lstm_preactivations(cell, xs[lo:hi], h_prev[lo:hi])
-            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(c_prev[lo:hi]))
+            z = lstm_preactivations(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
+            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(previous(c_car, c0, lo, hi)))
             fused = sig
             c_raw = rows(kept["c"][lo:hi])
             h_rec = gates["o"] * tanh_c
@@ -395,7 +601,7 @@ def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
             )
             obs.update(gates)
         elif kind == "gru":
-            gates, h_rec = gru_block(cell, xs[lo:hi], h_prev[lo:hi])
+            gates, h_rec = gru_block(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
             recon = _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r])
             obs.update(gates)
         else:
@@ -601,6 +807,7 @@ class Unroller:
         self.gradients = gradients
         self.traces_count = 0
         self.refusals: dict[str, str] = {}  # layer name -> why the probe could not step it
+        self.segments: dict[str, tuple] = {}  # layer name -> (steps per segment, segments)
         # A partial (no __code__): TensorFlow's "frequent retracing" warning counts calls per
         # code object, so one function per monitor would add up across monitors in a process.
         self._fn = tf.function(functools.partial(Unroller._probe, self), reduce_retracing=True)
@@ -634,7 +841,11 @@ class Unroller:
         results = {}
         grads = None
         if self.gradients:
-            sources = [t.eps for t in traces] + [t.delta for t in traces]
+            # The tokens make the tape run every monitored loop's checkpointed backward, which
+            # leaves its per-step reductions in the loop's `side` (see _stepped_loop).
+            for t in traces:
+                t.side["want_flow"] = self.flow
+            sources = [t.token for t in traces]
             weights = [list(t.info.weights.values()) for t in traces]
             # A tf.distribute variable of tf.keras 2 is differentiated through its per-device
             # parts (its own handle does not exist outside replica context).
@@ -646,7 +857,7 @@ class Unroller:
             )
             grads = grads[: len(sources)] + backend.sum_parts(grads[len(sources) :], parts)
         n = len(traces)
-        offset = 2 * n
+        offset = n
         for i, trace in enumerate(traces):
             valid = trace.valid  # [T, B]
             res = {
@@ -656,34 +867,31 @@ class Unroller:
             }
             if grads is not None:
                 validf = tf.cast(valid, tf.float32)
-                vcol = valid[:, :, None]
-                # [T, B, positions, U]: feature maps have one row per spatial position
-                d_eps = _per_position(tf.cast(grads[i], tf.float32), trace)
-                d_out = _per_position(tf.cast(grads[n + i], tf.float32), trace)
+                n_steps, batch = tf.shape(valid)[0], tf.shape(valid)[1]
+                reduced = trace.side.get("loss")
+                if reduced is not None:
+                    reduced = reduced[trace.index]
+                else:  # the loss does not reach this layer: every gradient is zero
+                    units = tf.shape(_per_position(tf.zeros_like(trace.final_h)[None], trace))[-1]
+                    zeros_tu = tf.zeros(tf.stack([n_steps, units]), tf.float32)
+                    reduced = {"grad_abs_sum": zeros_tu, "out_abs_sum": zeros_tu,
+                               "grad_norm_sum": tf.zeros(tf.reshape(n_steps, [1]), tf.float32),
+                               "grad_nonfinite": tf.constant(0.0), "v": tf.zeros_like(trace.final_h)}
                 # At masked steps both gradients are exactly 0 (the step's eps / delta never
                 # reach the output: keras's `where` keeps the previous state), so plain sums
                 # over b are sums over the valid sequences.
-                res["grad_abs_sum"] = tf.reduce_sum(tf.abs(d_eps), axis=[1, 2])  # [T, U]
-                res["out_abs_sum"] = tf.reduce_sum(tf.abs(d_out), axis=[1, 2])
-                res["grad_norm_sum"] = tf.reduce_sum(tf.norm(d_eps, axis=[2, 3]), axis=1)
+                res["grad_abs_sum"] = reduced["grad_abs_sum"]  # [T, U]
+                res["out_abs_sum"] = reduced["out_abs_sum"]
+                res["grad_norm_sum"] = reduced["grad_norm_sum"]  # [T]
                 res["count_t"] = tf.reduce_sum(validf, axis=1)  # [T]
-                res["grad_nonfinite"] = tf.reduce_sum(
-                    tf.cast(tf.logical_and(vcol[..., None], tf.logical_not(tf.math.is_finite(d_eps))), tf.float32)
-                )
+                res["grad_nonfinite"] = reduced["grad_nonfinite"]
                 # Temporal flow: v = dL/dh at each sequence's last valid step (processing order).
-                n_steps = tf.shape(valid)[0]
-                rev_first = tf.argmax(tf.cast(tf.reverse(valid, [0]), tf.int32), axis=0, output_type=tf.int32)
-                last = n_steps - 1 - rev_first  # [B]
-                d_eps_b = tf.transpose(grads[i], [1, 0] + list(range(2, grads[i].shape.rank)))  # [B, T, ...]
-                v = tf.stop_gradient(tf.gather(d_eps_b, last, axis=1, batch_dims=1))  # [B, ...]
-                # The flow's backward uses graph gradients (we are inside tf.function), so the
-                # tape need not be persistent.
-                flow = None
-                if self.flow and trace.recurrent:
-                    flow = tf.gradients(trace.final_h, trace.eps, grad_ys=v)[0]
-                if flow is None:
-                    flow = tf.zeros_like(trace.eps)
-                res["flow_norm"] = tf.transpose(tf.norm(_per_position(tf.cast(flow, tf.float32), trace), axis=[2, 3]), [1, 0])  # [B, T]
+                v = tf.stop_gradient(reduced["v"])  # [B, ...]
+                # The flow's backward ran in the same sweep (see _stepped_loop).
+                flow_norm = trace.side.get("flow", {}).get(trace.index) if self.flow else None
+                if flow_norm is None:
+                    flow_norm = tf.zeros(tf.stack([batch, n_steps]), tf.float32)
+                res["flow_norm"] = flow_norm  # [B, T]
                 res["v_norm"] = tf.norm(tf.reshape(tf.cast(v, tf.float32), tf.stack([tf.shape(v)[0], -1])), axis=-1)
                 wg = grads[offset : offset + len(weights[i])]
                 offset += len(weights[i])
@@ -702,6 +910,7 @@ class Unroller:
             results["__loss__"] = tf.cast(loss, tf.float32)
             if not tf.nest.is_nested(y_pred):  # the constant-prediction loss needs its shape
                 results["__pred_shape__"] = tf.shape(y_pred)
+        results["__segments__"] = {t.info.name: t.segments for t in traces}
         results["__static__"] = {
             t.info.name: tf.constant(
                 [float(t.h_bounded), float(t.tanh_output), float(t.direct), float(t.recurrent),
@@ -729,7 +938,10 @@ class Unroller:
         finally:
             for var, value in zip(state_vars, saved):
                 var.assign(value)
-        return tf.nest.map_structure(lambda t: t.numpy(), out)
+        out = tf.nest.map_structure(lambda t: t.numpy(), out)
+        # [steps per segment, segments] per layer: how the last probe checkpointed its loops
+        self.segments = {name: tuple(int(v) for v in value) for name, value in out.pop("__segments__").items()}
+        return out
 
 
 def _per_position(values, trace):
