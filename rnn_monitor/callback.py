@@ -51,7 +51,9 @@ class RNNMonitor(keras.callbacks.Callback):
             a next-token model each logged epoch and log it with every layer's activations.
         importance: occlusion importance and prediction-as-read of the text-view sequences:
             "auto" (for classifiers, whose output is not per timestep), True or False.
-        max_copies: occluded copies / prefixes per `predict` call (bounds its memory).
+        max_copies: occluded copies / prefixes per model call (bounds its memory); None: as
+            many as the probe batch has sequences (at least 32), so no call holds more than
+            the training step already did.
         max_bytes_per_epoch: what one logged epoch may write (gradient tensors always, then
             tokens, images and activations while they fit); None for no cap.
         thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
@@ -97,7 +99,7 @@ class RNNMonitor(keras.callbacks.Callback):
         average_input_window: int = 10,
         generate: Optional[Mapping[str, Any]] = None,
         importance: Any = "auto",
-        max_copies: int = 1024,
+        max_copies: Optional[int] = None,
         max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES_PER_EPOCH,
         thresholds: Optional[Mapping[str, Any]] = None,
         alerts: bool = True,
@@ -126,7 +128,9 @@ class RNNMonitor(keras.callbacks.Callback):
         if importance not in ("auto", True, False):
             raise ValueError(f"importance must be 'auto', True or False, got {importance!r}")
         self.importance = importance
-        self.max_copies = int(max_copies)
+        if max_copies is not None and (not isinstance(max_copies, int) or max_copies < 1):
+            raise ValueError(f"max_copies must be a positive integer or None, got {max_copies!r}")
+        self.max_copies = max_copies
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts

@@ -83,6 +83,39 @@ def test_classifier_token_importance_is_occlusion_of_the_trained_model(log_dir):
     assert found["decision"] == 0.5 and found["target"] == [0, 0, 0]
 
 
+def test_importance_model_calls_are_no_larger_than_the_probe_batch(log_dir, monkeypatch):
+    """Default max_copies: occlusion *and* prediction-as-read call the model on at most as many
+    rows as the probe batch (at least 32): at T = 400, calls of 1024 copies took +1.4 GB."""
+    from rnn_monitor.interpret import scoring
+
+    real_forward, rows = scoring.forward, []
+
+    def counting_forward(model):
+        call = real_forward(model)
+
+        def counted(inputs):
+            rows.append(int(np.shape(inputs)[0]))
+            return call(inputs)
+        return counted
+
+    monkeypatch.setattr(scoring, "forward", counting_forward)
+    rng = np.random.default_rng(6)
+    x = rng.integers(1, 6, size=(16, 12)).astype("int32")
+    y = (x == 3).any(axis=1, keepdims=True).astype("float32")
+    model = keras.Sequential([
+        keras.Input((12,), dtype="int32"), keras.layers.Embedding(6, 4),
+        keras.layers.LSTM(3), keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile("adam", "binary_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0,
+              callbacks=[RNNMonitor(log_dir, probe_data=(x[:8], y[:8]), text_samples=4, raise_errors=True)])
+    # 4 sequences x 12 steps = 48 copies per method, in calls of at most max(8, 32) = 32 rows
+    assert rows and max(rows) == 32 and rows.count(32) >= 2
+    assert load_run(log_dir).token_importance()["importance"].shape == (4, 12)
+    with pytest.raises(ValueError, match="max_copies"):
+        RNNMonitor(log_dir, max_copies=0)
+
+
 def test_bad_generate_settings_fail_before_training(log_dir):
     with pytest.raises(ValueError, match="unknown key"):
         RNNMonitor(log_dir, generate={"seed": "a", "stepz": 3})
