@@ -44,3 +44,22 @@ def test_large_layer_image_is_pooled_small_and_small_layers_are_not():
                                   gate_width=128)
     assert images.weight_pool([np.zeros((32, 512)), np.zeros((128, 512)), np.zeros((1, 512))]) == 1
     assert small.shape[1] >= 512
+
+
+def test_png_palette_keeps_every_colour_of_a_heatmap_exactly():
+    """A colorize image (every colour level, NaN, separators, white padding) round-trips
+    through the palette PNG pixel for pixel."""
+    import io
+
+    from PIL import Image
+
+    values = np.linspace(-1.0, 1.0, 600).reshape(20, 30)
+    values[3, 4] = np.nan
+    rgb = images.colorize(values)
+    rgb = np.concatenate([rgb, np.full((2, 30, 3), images.SEPARATOR_RGB, np.uint8),
+                          np.full((2, 30, 3), 255, np.uint8)], axis=0)
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == images.COLOR_LEVELS + 3  # + NaN, separator, white
+    decoded = np.asarray(Image.open(io.BytesIO(images.encode_png(rgb))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, rgb)
+    noisy = np.random.default_rng(2).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)  # > 256 colours
+    assert Image.open(io.BytesIO(images.encode_png(noisy))).size == (40, 40)
