@@ -45,7 +45,9 @@ k at once. It rides on the loss's segment sweep: its adjoint (the states' chain 
 outputs, inputs or weights) is carried per recurrence beside the loss's, and v[b] enters it at
 the end of the segment that holds sequence b's last valid step (later steps are masked for b and
 pass its states on unchanged), where the loss's sweep has just computed it; only
-||d<v, h_last>/dh_t|| per (sequence, step) is kept. Per recurrence, not summed over layers,
+||d<v, h_last>/dh_t|| per (sequence, step) is kept. A layer whose only output is its last h (no
+sequences, no returned states: a classifier's top layer) reaches the loss through h_last alone,
+so there the loss's own dL/dh_t is that derivative and no second adjoint is carried. Per recurrence, not summed over layers,
 because a lower layer's eps also reaches the upper layers' last states.
 
 Masked steps behave as in keras (the state is carried over, the output is the previous output,
@@ -393,6 +395,13 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             # b's last valid step (the steps after it are masked for b: they pass its states on
             # unchanged), i.e. as soon as the loss's sweep has computed it.
             flows = [j for j in range(n_plans) if side.get("want_flow") and traces[j].recurrent]
+            # A layer whose only output is its last h (no sequences, no returned states, its h is
+            # the output) reaches the loss through h_last alone: there dL/dh_t *is*
+            # d<v, h_last>/dh_t with v = dL/dh_last, so its flow is the loss's own adjoint and
+            # needs no second chain (one backward less per step for a classifier's top layer).
+            only_last = not return_sequences and not getattr(layer, "return_state", False)
+            shared = [j for j in flows if only_last and plans[j]["slot"].direct]
+            flows = [j for j in flows if j not in shared]
 
             def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad, d_flows, flow_tas):
                 lo = s * seg
@@ -460,6 +469,8 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                         d_flows[i] = gf[:-1]
                         ef = _per_position(tf.cast(gf[-1], tf.float32), traces[i])
                         flow_tas[i] = flow_tas[i].write(s, tf.norm(ef, axis=[2, 3]))  # [n, B]
+                    elif i in shared:
+                        flow_tas[i] = flow_tas[i].write(s, tf.norm(e, axis=[2, 3]))
                 del seg_tape
                 return s - 1, d_flat, d_prev, d_vars, dx_ta, new_reduced, new_vs, new_bad, d_flows, flow_tas
 
@@ -472,7 +483,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                 (n_seg - 1, list(d_final), d_last, [tf.zeros_like(v) for v in variables], grad_ta(xs_in.dtype),
                  [{k: grad_ta() for k in ("grad_abs_sum", "out_abs_sum", "grad_norm_sum")} for _ in plans],
                  [tf.zeros_like(p["template"]) for p in plans], [tf.constant(0.0) for _ in plans],
-                 {j: [tf.zeros_like(f) for f in d_final] for j in flows}, {j: grad_ta() for j in flows}),
+                 {j: [tf.zeros_like(f) for f in d_final] for j in flows}, {j: grad_ta() for j in flows + shared}),
                 maximum_iterations=n_seg,
                 parallel_iterations=1,
             )

@@ -88,3 +88,47 @@ def test_masking_layer_and_backward_half_in_input_order(tmp_path):
     # A go_backwards layer with return_sequences=False outputs at input position 0 (its last step).
     assert (res["O"][1:5] == 0).all() and (res["O"][0] > 0).all()
     assert res["F"].shape == (5,) and res["F"][0] == pytest.approx(1.0)
+
+
+def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir):
+    """The top layer of a classifier (no sequences, no returned states) gets its temporal flow
+    from the loss's own adjoint; checked against <v_b, h_last_b> differentiated by a plain tape
+    through the cell stepped over each sequence's valid steps only."""
+    import tensorflow as tf
+
+    from rnn_monitor import RNNMonitor, load_run
+    from rnn_monitor.stats.gradients import temporal_flow
+
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    lengths = np.array([8, 3, 6, 1, 8])
+    x = rng.integers(1, 7, size=(5, 8)).astype("int32")
+    for b, n in enumerate(lengths):
+        x[b, n:] = 0
+    y = rng.integers(0, 2, size=(5,))
+    emb, rnn, head = keras.layers.Embedding(7, 3, mask_zero=True), keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(2)
+    model = keras.Sequential([keras.Input((8,), dtype="int32"), emb, rnn, head])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=5, verbose=0,
+              callbacks=[RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True, alerts=False, images=False)])
+
+    e = emb(x)
+    with tf.GradientTape() as tape:
+        out = rnn(e, mask=x != 0)
+        tape.watch(out)
+        loss = model.loss(y, head(out))
+    v = tape.gradient(loss, out).numpy()  # dL/dh_last per sequence
+    flow_norm = np.zeros((5, 8))
+    for b, n in enumerate(lengths):
+        eps = [tf.zeros((1, 4)) for _ in range(n)]
+        with tf.GradientTape() as tape:
+            tape.watch(eps)
+            h = c = tf.zeros((1, 4))
+            for t in range(n):
+                h, (h, c) = rnn.cell(e[b : b + 1, t], [h, c])
+                h = h + eps[t]
+            target = tf.reduce_sum(v[b] * h)
+        for t, g in enumerate(tape.gradient(target, eps)):
+            flow_norm[b, t] = np.linalg.norm(g.numpy())
+    expected = temporal_flow(flow_norm, np.linalg.norm(v, axis=1), x != 0)
+    np.testing.assert_allclose(load_run(log_dir).temporal_flow("lstm")[-1], expected, rtol=1e-4, atol=1e-9)
