@@ -66,15 +66,12 @@ def colorize(
     return rgb
 
 
-def upscale(rgb: np.ndarray, target: int = 512, max_size: int = 1024) -> np.ndarray:
-    """Nearest-neighbour enlarge by a whole factor so the longer side reaches about `target`
-    pixels, never past `max_size` (small layers stay readable, large ones are left as they are)."""
-    h, w = rgb.shape[:2]
-    longest = max(1, h, w)
-    factor = max(1, min(-(-target // longest), max_size // longest))
-    if factor == 1:
-        return rgb
-    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+def enlargement(height: int, width: int, target: int = 512, max_size: int = 1024) -> int:
+    """The whole factor by which an image is enlarged for display: its longer side reaches about
+    `target` pixels, never past `max_size` (small layers stay readable, large ones are left as
+    they are)."""
+    longest = max(1, height, width)
+    return max(1, min(-(-target // longest), max_size // longest))
 
 
 MAX_WEIGHT_PIXELS = 100_000  # a weight image's pixels before enlarging (about 100 kB of PNG)
@@ -144,7 +141,7 @@ def weight_heatmap(
     if gate_width and gate_width < width:
         cuts = list(range(gate_width, width, gate_width))
         image = np.insert(image, cuts, SEPARATOR_RGB, axis=1)
-    return upscale(image)
+    return image
 
 
 def weight_pool(mats: Sequence[np.ndarray], max_pixels: int = MAX_WEIGHT_PIXELS) -> int:
@@ -154,23 +151,53 @@ def weight_pool(mats: Sequence[np.ndarray], max_pixels: int = MAX_WEIGHT_PIXELS)
     return pool_factor(rows, cols, max_pixels)
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 RGB array, as a palette image (one byte a pixel).
+def _palette(rgb: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(uint8 index image, [n, 3] colours) when `rgb` has at most 256 colours, else None."""
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    colors, index = np.unique(packed, return_inverse=True)
+    if len(colors) > 256:
+        return None
+    palette = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1).astype(np.uint8)
+    return index.reshape(packed.shape).astype(np.uint8), palette
+
+
+def encode_png(rgb: np.ndarray, enlarge: int = 1) -> bytes:
+    """PNG bytes of a uint8 RGB array, enlarged `enlarge` times (nearest neighbour), as a
+    palette image (one byte a pixel).
 
     Heatmaps of weights are noise to PNG's compressor; one byte a pixel instead of three makes
     them about 3x smaller (the reference model's weight images: 224 KB -> 76 KB a layer). An
-    image of `colorize` has at most COLOR_LEVELS + 4 colours, so its palette holds them exactly
-    (and is 2x faster to build than PIL's median cut, used for an image of more than 256).
+    image of `colorize` has at most COLOR_LEVELS + 4 colours, so its palette holds them exactly;
+    the palette is found before enlarging (an image of more than 256 colours gets PIL's
+    median-cut palette).
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    colors, index = np.unique(packed, return_inverse=True)
-    if len(colors) <= 256:
-        image = Image.fromarray(index.reshape(packed.shape).astype(np.uint8), mode="P")
-        palette = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1).astype(np.uint8)
-        image.putpalette(palette.ravel().tolist())
+    found = _palette(rgb)
+    if found is None:
+        image = Image.fromarray(upscale_by(rgb, enlarge)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     else:
-        image = Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        index, palette = found
+        image = Image.fromarray(upscale_by(index, enlarge), mode="P")
+        image.putpalette(palette.ravel().tolist())
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def upscale_by(array: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of the first two axes by a whole factor."""
+    if factor <= 1:
+        return array
+    return np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
+
+
+def display_png(rgb: np.ndarray) -> tuple[bytes, int, int]:
+    """(PNG, height, width) of a heatmap as TensorBoard shows it: enlarged by `enlargement`."""
+    factor = enlargement(rgb.shape[0], rgb.shape[1])
+    return encode_png(rgb, factor), rgb.shape[0] * factor, rgb.shape[1] * factor
+
+
+def png_estimate(rgb: np.ndarray) -> int:
+    """A generous estimate of `display_png`'s bytes, for the byte cap before encoding."""
+    factor = enlargement(rgb.shape[0], rgb.shape[1])
+    return rgb.size * factor * factor // 4 + 500

@@ -1,6 +1,7 @@
 """Writes TensorBoard event files: standard scalars, histograms, images, text, plugin tensors.
 
-Built on TensorBoard's own protobuf helpers and `EventFileWriter` rather than `tf.summary`:
+Built on TensorBoard's own protobuf helpers (and `event_file.EventFile`, TensorBoard's record
+format with checksums in C) rather than `tf.summary`:
 the bytes on disk are the same (tensor-based summaries with the stock plugins' metadata), but
 writing needs no TensorFlow graph or default writer, so it never interferes with Keras's own
 `TensorBoard` callback, costs microseconds per value, and works the same under
@@ -22,10 +23,10 @@ from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 from tensorboard.plugins.text import summary_v2 as text_summary
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
 from rnn_monitor.logdir import images, metadata
+from rnn_monitor.logdir.event_file import EventFile
 
 
 class SummaryWriter:
@@ -33,7 +34,7 @@ class SummaryWriter:
 
     def __init__(self, logdir: str) -> None:
         self.logdir = logdir
-        self._writer = EventFileWriter(logdir, max_queue_size=1000, flush_secs=30)
+        self._writer = EventFile(logdir)
         self.bytes_this_step = 0
         self._flusher: Optional[threading.Thread] = None
         self._flush_error: Optional[Exception] = None
@@ -42,7 +43,7 @@ class SummaryWriter:
         summary = summary_pb2.Summary(value=[value])
         event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
         self.bytes_this_step += event.ByteSize()
-        self._writer.add_event(event)
+        self._writer.add(event)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self._add(scalar_summary.scalar_pb(tag, float(value)).value[0], step)
@@ -54,9 +55,9 @@ class SummaryWriter:
         self._add(histogram_summary.histogram_pb(tag, data, buckets=buckets).value[0], step)
 
     def image(self, tag: str, rgb: np.ndarray, step: int, description: str = "") -> None:
-        """A standard TensorBoard image from a uint8 RGB array [H, W, 3]."""
-        png = images.encode_png(rgb)
-        height, width = rgb.shape[:2]
+        """A standard TensorBoard image from a uint8 RGB heatmap [H, W, 3], enlarged for display
+        (`images.display_png`)."""
+        png, height, width = images.display_png(rgb)
         tensor = tensor_util.make_tensor_proto(
             np.array([str(width).encode(), str(height).encode(), png], dtype=object)
         )

@@ -78,7 +78,7 @@ def fourier_image(power: np.ndarray, strength: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, power / np.where(total > 0, total, 1.0), np.nan)[order]
     rgb = images.colorize(share, cmap="magma", log=True, nan_rgb=images.MASKED_RGB)
-    return images.upscale(rgb)
+    return rgb
 
 
 def average_input_grid(avg: np.ndarray, max_units: int = MAX_GRID_UNITS) -> np.ndarray:
@@ -97,7 +97,7 @@ def average_input_grid(avg: np.ndarray, max_units: int = MAX_GRID_UNITS) -> np.n
         r, c = divmod(i, cols)
         tile = images.colorize(avg[u], vmin=-bound or -1.0, vmax=bound or 1.0)
         grid[1 + r * (w + 1): 1 + r * (w + 1) + w, 1 + c * (d + 1): 1 + c * (d + 1) + d] = tile
-    return images.upscale(grid)
+    return grid
 
 
 def queue_unit_writes(name: str, described: dict, continuous: bool, optional: list, with_images: bool) -> None:
@@ -130,13 +130,13 @@ def queue_unit_writes(name: str, described: dict, continuous: bool, optional: li
     optional.append((1.5, size, item, f"{name} average input"))
     if with_images and power.size:
         rgb = fourier_image(power, peak[1])
-        optional.append((3.5, rgb.size // 4 + 500, ("image", f"{name}/fourier", rgb,
+        optional.append((3.5, images.png_estimate(rgb), ("image", f"{name}/fourier", rgb,
                          "Fourier heat surface: units top to bottom (most periodic first), frequency "
                          "0 .. 0.5 cycles per step left to right; each unit's share of its power, log scale"),
                          f"{name} fourier image"))
         if continuous and described["average_input"].size:
             grid = average_input_grid(described["average_input"])
-            optional.append((3.6, grid.size // 4 + 500, ("image", f"{name}/average_input", grid,
+            optional.append((3.6, images.png_estimate(grid), ("image", f"{name}/average_input", grid,
                              "the input each unit likes to see: activation-weighted mean of the input "
                              "window before each step (rows: window positions, oldest at top; columns: "
                              "input features); one tile per unit, most active first; red > 0 > blue"),

@@ -37,7 +37,7 @@ def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list
         essentials.append((metadata.TEMPORAL_FLOW, out["F"].astype(np.float32), name, None, {}))
     if with_image and out.get("G") is not None:
         rgb = gradient_image(out["G"])
-        size = rgb.size // 4 + 500  # PNG estimate; the exact size is counted after writing
+        size = images.png_estimate(rgb)  # PNG estimate; the exact size is counted after writing
         description = (
             "mean_b |dL/dh_t|: time steps left to right (input order), units top to bottom; "
             "log colour scale (viridis, bright = large); grey = masked steps"
@@ -86,7 +86,7 @@ def gradient_image(G: np.ndarray) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)
             data = np.stack([np.nanmean(data[:, b], axis=1) for b in bins], axis=1)
     rgb = images.colorize(data, cmap="viridis", log=True, nan_rgb=images.MASKED_RGB)
-    return images.upscale(rgb)
+    return rgb
 
 
 

@@ -61,5 +61,10 @@ def test_png_palette_keeps_every_colour_of_a_heatmap_exactly():
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == images.COLOR_LEVELS + 3  # + NaN, separator, white
     decoded = np.asarray(Image.open(io.BytesIO(images.encode_png(rgb))).convert("RGB"))
     np.testing.assert_array_equal(decoded, rgb)
+    png, height, width = images.display_png(rgb)  # enlarged for display: 24 x 30 -> 18x (ceil(512 / 30))
+    shown = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert shown.shape == (height, width, 3) == (24 * 18, 30 * 18, 3)
+    np.testing.assert_array_equal(shown[::18, ::18], rgb)
+    np.testing.assert_array_equal(shown[17::18, 17::18], rgb)
     noisy = np.random.default_rng(2).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)  # > 256 colours
     assert Image.open(io.BytesIO(images.encode_png(noisy))).size == (40, 40)
