@@ -50,7 +50,9 @@ class RNNMonitor(keras.callbacks.Callback):
         generate: ``{"seed": "def ", "steps": 200, "temperature": 0.0}`` to generate text from
             a next-token model each logged epoch and log it with every layer's activations.
         importance: occlusion importance and prediction-as-read of the text-view sequences:
-            "auto" (for classifiers, whose output is not per timestep), True or False.
+            "auto" (for classifiers, whose output is not per timestep; every k-th logged epoch
+            when 2 x text_samples x T passes 1024 inputs, see
+            `rnn_monitor.interpret.monitor.importance_every`), True (every logged epoch) or False.
         max_copies: occluded copies / prefixes per model call (bounds its memory); None: as
             many as the probe batch has sequences (at least 32), so no call holds more than
             the training step already did.

@@ -77,6 +77,17 @@ def padding_mask(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 MIN_COPIES = 32  # below this, per-call overhead dominates and memory is no concern
+# With importance="auto", model inputs token importance may predict per logged epoch, on average:
+# longer sequences x text_samples run it every k-th logged epoch (k = the smallest that fits).
+AUTO_IMPORTANCE_INPUTS = 1024
+
+
+def importance_every(samples: int, timesteps: int, budget: int = AUTO_IMPORTANCE_INPUTS) -> int:
+    """Logged epochs per token-importance run under ``importance="auto"``: occlusion and
+    prediction as read predict ``2 x samples x timesteps`` inputs a run (3,200 at T = 400 with 4
+    samples; about twice the probe's own time at 3 x LSTM 256), so above `budget` they run every
+    k-th logged epoch, k = ceil(inputs / budget), the first logged epoch included."""
+    return max(1, -(-2 * int(samples) * int(timesteps) // int(budget)))
 
 
 def copies_for(probe_rows: int) -> int:
@@ -122,6 +133,8 @@ class InterpretMonitor:
         self.importance = False
         self.decision: Optional[float] = None
         self.seed_ids: Optional[list[int]] = None
+        self.importance_every = 1  # logged epochs per importance run (see `importance_every`)
+        self._logged = 0  # logged epochs so far
         self.last_generation: Any = None
         classifier, self.decision = output_kind(model, vocabulary)
         if cluster_size() > 1 and (importance or generate is not None):
@@ -151,6 +164,16 @@ class InterpretMonitor:
                 self.importance = True
                 if max_copies is None:
                     self.max_copies = copies_for(len(rows))
+                if importance == "auto" and self.x.ndim >= 2:
+                    self.importance_every = importance_every(len(self.x), self.x.shape[1])
+                if self.importance_every > 1:
+                    logger.info(
+                        "rnn_monitor: token importance predicts %d inputs a run (2 x %d sequences x %d "
+                        "steps), so with importance='auto' it runs every %d logged epochs, from the first; "
+                        "importance=True runs it at every logged epoch, fewer text_samples make it cheaper",
+                        2 * self.x.shape[0] * self.x.shape[1], self.x.shape[0], self.x.shape[1],
+                        self.importance_every,
+                    )
         if generate is not None:
             self.seed_ids = encode_seed(generate.seed, vocabulary)
 
@@ -159,6 +182,7 @@ class InterpretMonitor:
         config = self.generate_config
         return {
             "importance": self.importance,
+            "importance_every": self.importance_every,
             "decision": self.decision,
             "generate": None if config is None else {
                 "seed": config.seed if isinstance(config.seed, str) else [int(t) for t in config.seed],
@@ -171,8 +195,9 @@ class InterpretMonitor:
         return self.importance or self.generate_config is not None
 
     def log_epoch(self, epoch: int, record: Any = None) -> None:
-        if self.importance:
+        if self.importance and self._logged % self.importance_every == 0:
             self._log_importance(epoch)
+        self._logged += 1
         if self.generate_config is not None:
             self._log_generation(epoch)
 

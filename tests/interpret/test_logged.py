@@ -143,3 +143,45 @@ def test_large_vocabulary_logs_each_positions_top_tokens_exactly(log_dir):
     top = np.argsort(-expected, axis=2, kind="stable")[:, :, :12]
     np.testing.assert_allclose(np.take_along_axis(logged, top, axis=2), np.take_along_axis(expected, top, axis=2), atol=2e-3)
     assert ((logged > 0).sum(axis=2) <= 12).all()
+
+
+def test_auto_importance_of_long_sequences_runs_every_kth_logged_epoch(log_dir, tmp_path):
+    """importance="auto": 2 x 3 sequences x 200 steps = 1200 inputs a run, over the 1024 budget,
+    so it runs at logged epochs 0 and 2 of 4 (k = 2); importance=True at every one. Each logged
+    value is the occlusion of the model as it was at that epoch."""
+    from rnn_monitor.interpret.monitor import importance_every
+
+    assert importance_every(4, 100) == 1 and importance_every(3, 200) == 2 and importance_every(4, 400) == 4
+    rng = np.random.default_rng(7)
+    x = rng.integers(1, 6, size=(8, 200)).astype("int32")
+    y = (x[:, -5:] == 3).any(axis=1, keepdims=True).astype("float32")
+    snapshots = {}
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots[epoch] = self.model.predict(x[:1], verbose=0)[0, 0]
+
+    for importance, where, expected in (("auto", log_dir, [0, 2]), (True, str(tmp_path / "all"), [0, 1, 2, 3])):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([
+            keras.Input((200,), dtype="int32"), keras.layers.Embedding(6, 3),
+            keras.layers.GRU(3), keras.layers.Dense(1, activation="sigmoid"),
+        ])
+        model.compile("adam", "binary_crossentropy")
+        monitor = RNNMonitor(where, probe_data=(x, y), text_samples=3, importance=importance, raise_errors=True)
+        model.fit(x, y, epochs=4, verbose=0, callbacks=[Snapshot(), monitor])  # Snapshot first: same weights
+        run = load_run(where)
+        assert run.manifest["interpret"]["importance_every"] == (2 if importance == "auto" else 1)
+        logged = [e for e in range(4) if _has_importance(run, e)]
+        assert logged == expected
+        for epoch in expected:  # the prediction on the full sequence at that epoch's weights
+            score = run.token_importance(epoch)["score"][0]
+            assert score == pytest.approx(float(snapshots[epoch]), abs=1e-5)
+
+
+def _has_importance(run, epoch):
+    try:
+        run.token_importance(epoch)
+        return True
+    except KeyError:
+        return False
