@@ -10,6 +10,7 @@ in the monitor is logged once and that part is switched off, training goes on
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import tempfile
 import traceback
@@ -130,9 +131,10 @@ class RNNMonitor(keras.callbacks.Callback):
         if importance not in ("auto", True, False):
             raise ValueError(f"importance must be 'auto', True or False, got {importance!r}")
         self.importance = importance
-        if max_copies is not None and (not isinstance(max_copies, int) or max_copies < 1):
+        if max_copies is not None and (isinstance(max_copies, bool) or not isinstance(max_copies, numbers.Integral)
+                                       or max_copies < 1):
             raise ValueError(f"max_copies must be a positive integer or None, got {max_copies!r}")
-        self.max_copies = max_copies
+        self.max_copies = None if max_copies is None else int(max_copies)
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
