@@ -203,9 +203,10 @@ class InterpretMonitor:
 
     def _log_importance(self, epoch: int) -> None:
         from rnn_monitor.interpret import occlusion, prediction_as_read
+        from rnn_monitor.interpret.scoring import predict
 
         x = self.x
-        full = np.asarray(self.model.predict(x, verbose=0))
+        full = predict(self.model, x, self.max_copies)  # the traced forward the methods use
         target = np.zeros(len(x), dtype=int) if full.shape[-1] == 1 else np.argmax(full, axis=-1)
         valid = padding_mask(self.model, x)
         importance = np.asarray(occlusion(self.model, x, fill=0, window=1, max_copies=self.max_copies), np.float32)
