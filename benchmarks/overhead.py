@@ -24,6 +24,7 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
     python benchmarks/overhead.py --quick    # 40 steps per epoch, 2 timed rounds
     python benchmarks/overhead.py --scale    # probe at T=1000, 3 x LSTM 512, batch 64
     python benchmarks/overhead.py --interpret  # importance and generation, in training steps
+    python benchmarks/overhead.py --probe-parts  # the probe's graph in parts, in training steps
 """
 
 from __future__ import annotations
@@ -303,6 +304,60 @@ def interpret_cost(rounds: int = 3, steps: int = 20) -> dict:
     return out
 
 
+def probe_parts(rounds: int = 9) -> dict:
+    """The probe's graph on the reference model, in parts, against a training step of the same
+    model, one call of each set-up after the other in every round (medians): the forward and
+    statistics alone (no gradients), the forward and backward without the temporal flow, and
+    everything, the last with the hand-written reverse pass of stock cells and with the generic
+    one (`rnn_monitor.model.adjoint.ON`)."""
+    import keras
+    import tensorflow as tf
+
+    from rnn_monitor.config import Thresholds
+    from rnn_monitor.model import adjoint, unroll
+    from rnn_monitor.model.anatomy import find_rnn_layers
+
+    x, y, chars = dataset(BATCH * 4)
+    model = reference_model(len(chars))
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    xb, yb = tf.constant(x[:BATCH]), tf.constant(y[:BATCH])
+    infos = find_rnn_layers(model)
+    setups = {  # name -> (hand-written pass, gradients, flow)
+        "forward_and_statistics": (True, False, False),
+        "without_flow": (True, True, False),
+        "everything": (True, True, True),
+        "everything_generic_pass": (False, True, True),
+    }
+    probes = {}
+    for name, (hand_written, gradients, flow) in setups.items():
+        adjoint.ON = hand_written
+        probes[name] = unroll.Unroller(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16)
+        probes[name].run(xb, yb)  # trace (with the setting it is traced with)
+    adjoint.ON = True
+
+    @tf.function
+    def train_step(xs, ys):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x=xs, y=ys, y_pred=model(xs, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    train_step(xb, yb)
+    times: dict = {name: [] for name in ["training_step"] + list(setups)}
+    for _ in range(rounds):
+        for name in times:
+            began = time.perf_counter()
+            if name == "training_step":
+                train_step(xb, yb).numpy()
+            else:
+                probes[name].run(xb, yb)
+            times[name].append(time.perf_counter() - began)
+    median = {name: statistics.median(v) for name, v in times.items()}
+    step = median["training_step"]
+    return {name: {"seconds": round(v, 4), "training_steps": round(v / step, 2)} for name, v in median.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 steps per epoch, 2 timed rounds")
@@ -315,12 +370,16 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--interpret", action="store_true",
                         help="the interpretability part's epoch-end cost (importance, generation)")
+    parser.add_argument("--probe-parts", action="store_true",
+                        help="the probe's graph in parts, in training steps of the reference model")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.scale:
         result = scale(args.timesteps, args.units, args.layers, args.batch)
     elif args.interpret:
         result = interpret_cost()
+    elif args.probe_parts:
+        result = probe_parts()
     else:
         steps = args.steps or (40 if args.quick else 200)
         rounds = args.rounds or (2 if args.quick else 5)

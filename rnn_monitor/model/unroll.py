@@ -29,6 +29,11 @@ gradient tensor exists; the price is one more forward pass per backward pass. Th
 of the op that stands for its perturbations): that makes the tape run the op's backward, which
 leaves its reduced results in the loop's ``side`` dict, read by `Unroller._probe`.
 
+A layer whose one monitored recurrence is its own stock LSTM or GRU cell (float32, vector
+states) takes a hand-written reverse pass instead (`rnn_monitor.model.adjoint`): the same
+segments, reductions and flow, with each step's adjoint written out rather than recomputed and
+differentiated by a tape (measured in `benchmarks/overhead.py --probe-parts`).
+
 After the loop, without gradients and vectorized over time (in chunks of at most
 `CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
 activations (LSTM i, f, g = c~, o; GRU z, r, hh = h~) from the cell's weights, x_t and h_{t-1},
@@ -73,7 +78,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from rnn_monitor.model import backend
+from rnn_monitor.model import adjoint, backend
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.rebuild import gru_block, lstm_gates, lstm_preactivations, positions, spatial_shape, to_rows
 from rnn_monitor.model.stepping import CellStepper, UnsupportedCell, leaf_cells
@@ -199,6 +204,20 @@ def _make_inner_loop(layer: Any, traces: Sequence[_Trace], tape: tf.GradientTape
         return type(layer).inner_loop(layer, sequences, initial_state, mask, training=training)
 
     return inner_loop
+
+
+def _fast_weights(plans, traces, variables, dtypes):
+    """Which of the loop's watched `variables` are the cell's kernel, recurrent kernel and bias
+    when the hand-written reverse pass (`rnn_monitor.model.adjoint`) can serve the layer: its
+    one monitored recurrence is the layer's own stock cell with vector states, h first."""
+    if len(plans) != 1 or plans[0]["slot"].path != () or traces[0].positions != 1:
+        return None
+    slot, kind = plans[0]["slot"], traces[0].info.kind
+    if not (traces[0].recurrent and slot.direct and slot.h == 0 and slot.count == (2 if kind == "lstm" else 1)):
+        return None
+    if plans[0]["template"].shape.rank != 2:
+        return None
+    return adjoint.eligible(slot.cell, kind, list(variables or []), dtypes)
 
 
 def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask):
@@ -402,6 +421,22 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             only_last = not return_sequences and not getattr(layer, "return_state", False)
             shared = [j for j in flows if only_last and plans[j]["slot"].direct]
             flows = [j for j in flows if j not in shared]
+
+            fast = _fast_weights(plans, traces, variables, [xs_in.dtype] + [f.dtype for f in flat_in])
+            if fast is not None:  # a stock LSTM / GRU: the hand-written reverse pass
+                res = adjoint.sweep(
+                    plans[0]["slot"].cell, traces[0].info.kind, xs_in, valid, masked, side["kept"][0], flat_in,
+                    seg, n_seg, last, d_seq, d_last, d_final, zero_output, bool(flows), bool(shared),
+                )
+                side["flow"] = {} if res["flow"] is None else {0: res["flow"]}
+                side["loss"] = [res["loss"]]
+                input_grads = [res["dx"]] + res["d_initial"] + [tf.zeros([], tf.float32) for _ in plans]
+                if not variables:
+                    return input_grads
+                d_vars = [None] * len(variables)
+                for name, j in fast.items():
+                    d_vars[j] = res["d_weights"][name]
+                return input_grads, d_vars
 
             def seg_back(s, d_flat, d_prev, d_vars, dx_ta, reduced, vs, bad, d_flows, flow_tas):
                 lo = s * seg

@@ -313,6 +313,16 @@ def test_config_group_matches_step_by_step_tape(group, log_dir):
     check_against_reference(log_dir, model, x, y, layers)
 
 
+@pytest.mark.parametrize("group", ["lstm", "gru"])
+def test_stock_groups_by_the_generic_pass_match_the_tape(group, log_dir, monkeypatch):
+    """Stock LSTM / GRU layers take the hand-written reverse pass by default; the generic one
+    (autodiff of the stepped loop) must stay exact for them too."""
+    from rnn_monitor.model import adjoint
+
+    monkeypatch.setattr(adjoint, "ON", False)
+    test_config_group_matches_step_by_step_tape(group, log_dir)
+
+
 def test_return_state_and_masking(log_dir):
     """return_state (LSTM, a stack, a Bidirectional) and a Masking layer before LSTM / GRU
     (zero_output_for_mask) / go_backwards / a stack."""
