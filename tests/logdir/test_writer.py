@@ -25,3 +25,42 @@ def test_packed_proto_round_trips(array):
     back = tensor_util.make_ndarray(proto)
     assert back.shape == array.shape and back.dtype == array.dtype.newbyteorder("=")
     np.testing.assert_array_equal(back, array)
+
+
+@pytest.mark.parametrize("data, buckets", [
+    (np.random.default_rng(0).normal(size=(128, 512)), 30),
+    (np.random.default_rng(1).uniform(-1, 1, size=1000).astype(np.float32), 7),
+    (np.array([0.25] * 9), 30),  # one value: all in the last bucket
+    (np.array([]), 30),
+    (np.array([-1.0, 0.0, 1.0]), 2),  # the maximum in the last bucket, not past it
+    (np.array([3.0]), 0),
+])
+def test_histogram_buckets_equal_tensorboards(data, buckets):
+    from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+
+    from rnn_monitor.logdir.writer import histogram_buckets
+
+    theirs = tensor_util.make_ndarray(histogram_pb("t", data, buckets=buckets).value[0].tensor)
+    ours = histogram_buckets(data, buckets)
+    assert ours.dtype == np.float64 and ours.shape == theirs.shape == (buckets, 3)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_histogram_is_read_by_tensorboards_histogram_plugin(tmp_path):
+    """The event holds what TensorBoard's histogram dashboard reads: its plugin name and the
+    [buckets, 3] tensor."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from rnn_monitor.logdir.writer import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    writer.histogram("layer/kernel/i", np.array([1.0, 2.0, np.inf, 4.0]), 3)
+    writer.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    acc.Reload()
+    (event,) = acc.Tensors("layer/kernel/i")
+    assert event.step == 3
+    assert acc.PluginTagToContent("histograms") and "layer/kernel/i" in acc.PluginTagToContent("histograms")
+    table = tensor_util.make_ndarray(event.tensor_proto)
+    assert table.shape == (30, 3) and table[:, 2].sum() == 3  # the Inf is not in it
+    assert table[0, 0] == 1.0 and table[-1, 1] == 4.0
