@@ -76,11 +76,32 @@ def eligible(cell: Any, kind: str, variables: list, dtypes: list) -> Optional[di
 
 
 def _derivative(fn: Any, z: Any) -> tuple[Any, Any]:
-    """``(fn(z), fn'(z))`` of an elementwise activation, by TensorFlow's own gradient."""
+    """``(fn(z), fn'(z))`` of an elementwise activation: from the value for sigmoid and tanh (the
+    formulas of TensorFlow's SigmoidGrad / TanhGrad), else by TensorFlow's own gradient."""
+    name = _name(fn)
+    if name in ("sigmoid", "tanh"):
+        a = fn(z)
+        return a, (a * (1.0 - a) if name == "sigmoid" else 1.0 - a * a)
     with tf.GradientTape() as tape:
         tape.watch(z)
         a = fn(z)
     return a, tape.gradient(a, z, output_gradients=tf.ones_like(a))
+
+
+def _times(a: Any, matrix: Any, transpose: bool = False) -> Any:
+    """[..., n] @ matrix (or its transpose) as one 2-D matmul: [..., m]."""
+    shape = tf.shape(a)
+    out = tf.matmul(tf.reshape(a, tf.stack([-1, shape[-1]])), matrix, transpose_b=transpose)
+    cols = matrix.shape[0] if transpose else matrix.shape[1]
+    out = tf.reshape(out, tf.concat([shape[:-1], [cols]], axis=0))
+    out.set_shape(a.shape[:-1].concatenate([cols]))
+    return out
+
+
+def _outer(a: Any, b: Any) -> Any:
+    """sum over every leading axis of a^T b: [..., n], [..., m] -> [n, m]."""
+    flat = lambda v: tf.reshape(v, tf.stack([-1, tf.shape(v)[-1]]))  # noqa: E731
+    return tf.matmul(flat(a), flat(b), transpose_a=True)
 
 
 class LSTMAdjoint:
@@ -100,7 +121,7 @@ class LSTMAdjoint:
         """Per-step factors of a segment [n, B, ...] from its inputs and starting states."""
         h_prev, c_prev = prev
         u = self.units
-        z = tf.einsum("tbd,dg->tbg", x, self.kernel) + tf.einsum("tbu,ug->tbg", h_prev, self.recurrent)
+        z = _times(x, self.kernel) + _times(h_prev, self.recurrent)
         if self.bias is not None:
             z = z + self.bias
         sig, dsig = _derivative(self.cell.recurrent_activation, z)
@@ -113,8 +134,9 @@ class LSTMAdjoint:
         # over the whole segment, so a step is left with few elementwise ops.
         n, b = tf.shape(z)[0], tf.shape(z)[1]
         three = tf.concat([g * dsig[..., :u], c_prev * dsig[..., u : 2 * u], i * dg], axis=-1)
+        rebuilt = {"gates": {"i": i, "f": f, "g": g, "o": o}, "sig": sig, "c_rec": c, "tanh_c": tc}
         return {"o_dtc": o * dtc, "three": tf.reshape(three, tf.stack([n, b, 3, u])),
-                "tc_do": tc * dsig[..., 3 * u :], "f": f}
+                "tc_do": tc * dsig[..., 3 * u :], "f": f, "rebuilt": rebuilt}
 
     def step(self, pre, k, adj, d_state):
         """``(dz, dh_prev, [dc_prev])`` of step k: `adj` = dL/dh' [R, B, U] (R row blocks),
@@ -124,25 +146,15 @@ class LSTMAdjoint:
         shape = tf.shape(adj)
         first = tf.reshape(dct[:, :, None, :] * pre["three"][k], tf.stack([shape[0], shape[1], 3 * self.units]))
         dz = tf.concat([first, adj * pre["tc_do"][k]], axis=-1)
-        return dz, self._rt(dz), [dct * pre["f"][k]]
-
-    def _rt(self, dz):
-        shape = tf.shape(dz)
-        flat = tf.matmul(tf.reshape(dz, tf.stack([-1, shape[-1]])), self.recurrent, transpose_b=True)
-        out = tf.reshape(flat, tf.stack([shape[0], shape[1], self.units]))
-        out.set_shape(dz.shape[:2].concatenate([self.units]))
-        return out
+        return dz, _times(dz, self.recurrent, transpose=True), [dct * pre["f"][k]]
 
     def grads(self, x, prev, pre, dz):
         """``(dL/dx [n, B, D], {weight name: gradient})`` of a segment from its dz [n, B, 4U]."""
         h_prev = prev[0]
-        out = {
-            "kernel": tf.einsum("tbd,tbg->dg", x, dz),
-            "recurrent_kernel": tf.einsum("tbu,tbg->ug", h_prev, dz),
-        }
+        out = {"kernel": _outer(x, dz), "recurrent_kernel": _outer(h_prev, dz)}
         if self.bias is not None:
             out["bias"] = tf.reduce_sum(dz, axis=[0, 1])
-        return tf.einsum("tbg,dg->tbd", dz, self.kernel), out
+        return _times(dz, self.kernel, transpose=True), out
 
 
 class GRUAdjoint:
@@ -168,26 +180,28 @@ class GRUAdjoint:
     def prepare(self, x, prev):
         (h_prev,) = prev
         u = self.units
-        mx = tf.einsum("tbd,dg->tbg", x, self.kernel)
+        mx = _times(x, self.kernel)
         if self.in_bias is not None:
             mx = mx + self.in_bias
         if self.after:
-            inner = tf.einsum("tbu,ug->tbg", h_prev, self.recurrent)
+            inner = _times(h_prev, self.recurrent)
             if self.rec_bias is not None:
                 inner = inner + self.rec_bias
             zr_pre = mx[..., : 2 * u] + inner[..., : 2 * u]
             rh = inner[..., 2 * u :]
         else:
-            zr_pre = mx[..., : 2 * u] + tf.einsum("tbu,ug->tbg", h_prev, self.recurrent[:, : 2 * u])
+            zr_pre = mx[..., : 2 * u] + _times(h_prev, self.recurrent[:, : 2 * u])
         zr, dzr = _derivative(self.cell.recurrent_activation, zr_pre)
         z, r = zr[..., :u], zr[..., u:]
         if self.after:
             hh_pre = mx[..., 2 * u :] + r * rh
         else:
             rh = r * h_prev  # (r h), multiplied by R_h
-            hh_pre = mx[..., 2 * u :] + tf.einsum("tbu,uv->tbv", rh, self.recurrent[:, 2 * u :])
+            hh_pre = mx[..., 2 * u :] + _times(rh, self.recurrent[:, 2 * u :])
         hh, dhh = _derivative(self.cell.activation, hh_pre)
-        pre = {"z": z, "hp_hh": h_prev - hh, "one_z_dhh": (1.0 - z) * dhh, "dzr": dzr, "r": r, "h_prev": h_prev}
+        rebuilt = {"gates": {"z": z, "r": r, "hh": hh}, "h_rec": z * h_prev + (1.0 - z) * hh}
+        pre = {"z": z, "hp_hh": h_prev - hh, "one_z_dhh": (1.0 - z) * dhh, "dzr": dzr, "r": r, "h_prev": h_prev,
+               "rebuilt": rebuilt}
         if self.after:
             pre["rh"] = rh
         return pre
@@ -200,90 +214,68 @@ class GRUAdjoint:
         if self.after:
             dr_pre = dhh_pre * pre["rh"][k] * dzr_k[..., u:]
             d_inner = tf.concat([dz_pre, dr_pre, dhh_pre * pre["r"][k]], axis=-1)
-            dh = adj * pre["z"][k] + self._mm(d_inner, self.recurrent)
+            dh = adj * pre["z"][k] + _times(d_inner, self.recurrent, transpose=True)
         else:
-            d_rh = self._mm(dhh_pre, self.recurrent[:, 2 * u :])
+            d_rh = _times(dhh_pre, self.recurrent[:, 2 * u :], transpose=True)
             dr_pre = d_rh * pre["h_prev"][k] * dzr_k[..., u:]
-            dh = adj * pre["z"][k] + d_rh * pre["r"][k] + self._mm(tf.concat([dz_pre, dr_pre], axis=-1), self.recurrent[:, : 2 * u])
+            dh = (adj * pre["z"][k] + d_rh * pre["r"][k]
+                  + _times(tf.concat([dz_pre, dr_pre], axis=-1), self.recurrent[:, : 2 * u], transpose=True))
         return tf.concat([dz_pre, dr_pre, dhh_pre], axis=-1), dh, []
-
-    def _mm(self, d, matrix):
-        shape = tf.shape(d)
-        flat = tf.matmul(tf.reshape(d, tf.stack([-1, shape[-1]])), matrix, transpose_b=True)
-        out = tf.reshape(flat, tf.stack([shape[0], shape[1], self.units]))
-        out.set_shape(d.shape[:2].concatenate([self.units]))
-        return out
 
     def grads(self, x, prev, pre, dz):
         """dz holds the pre-activation gradients of (x K + b_in) per gate block [n, B, 3U]."""
         (h_prev,) = prev
         u = self.units
-        out = {"kernel": tf.einsum("tbd,tbg->dg", x, dz)}
+        out = {"kernel": _outer(x, dz)}
         if self.after:
             d_inner = tf.concat([dz[..., : 2 * u], dz[..., 2 * u :] * pre["r"]], axis=-1)
-            out["recurrent_kernel"] = tf.einsum("tbu,tbg->ug", h_prev, d_inner)
+            out["recurrent_kernel"] = _outer(h_prev, d_inner)
             if self.in_bias is not None:
                 out["bias"] = tf.stack([tf.reduce_sum(dz, axis=[0, 1]), tf.reduce_sum(d_inner, axis=[0, 1])])
         else:
             out["recurrent_kernel"] = tf.concat(
-                [tf.einsum("tbu,tbg->ug", h_prev, dz[..., : 2 * u]),
-                 tf.einsum("tbu,tbv->uv", pre["r"] * h_prev, dz[..., 2 * u :])], axis=-1)
+                [_outer(h_prev, dz[..., : 2 * u]), _outer(pre["r"] * h_prev, dz[..., 2 * u :])], axis=-1)
             if self.in_bias is not None:
                 out["bias"] = tf.reduce_sum(dz, axis=[0, 1])
-        return tf.einsum("tbg,dg->tbd", dz, self.kernel), out
+        return _times(dz, self.kernel, transpose=True), out
 
 
 def adjoint_for(cell: Any, kind: str) -> Any:
     return LSTMAdjoint(cell) if kind == "lstm" else GRUAdjoint(cell)
 
 
-def _carried(raw, init, valid, masked):
-    """The state after every step [T, B, U]: the cell's own where valid, else the one before."""
-    if not masked:
-        return raw
-
-    def step(prev, elems):
-        value, m = elems
-        return tf.where(m[:, None], value, prev)
-
-    return tf.scan(step, (raw, valid), initializer=init)
-
-
-def _previous(car, init, lo, hi):
-    """The states steps [lo, hi) started from."""
-    before = tf.cond(lo > 0, lambda: car[tf.maximum(lo - 1, 0)], lambda: init)
-    return tf.concat([before[None], car[lo : hi - 1]], axis=0)
-
-
-def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, kept: dict, initial: list,
+def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, stats: Any,
           seg: Any, n_seg: Any, last: Any, d_seq: Optional[Any], d_last: Any, d_final: list,
           zero_output: bool, flow: bool, shared: bool) -> dict:
     """The whole reverse pass of one stock layer's loop, segment by segment from the last.
 
-    `kept` holds the cell's own h (and c) of every step [T, B, U] (processing order),
-    `initial` the states before step 0, `d_seq` / `d_last` / `d_final` the incoming gradients of
-    the layer's outputs (sequence, last output, final states). Returns the gradients of the
-    loop's inputs (``dx``, ``d_initial``, ``d_weights`` by name) and the per-step reductions the
-    probe writes, in the generic pass's layout (``loss``; ``flow`` [B, T] when wanted).
+    `stats` is the layer's `rnn_monitor.model.unit_stats.UnitStats` (it has the h and c the
+    forward kept, and the states each step started from); its per-unit statistics are reduced
+    here too, from the gates each segment rebuilds. `d_seq` / `d_last` / `d_final` are the
+    incoming gradients of the layer's outputs (sequence, last output, final states). Returns the
+    gradients of the loop's inputs (``dx``, ``d_initial``, ``d_weights`` by name), the per-step
+    reductions the probe writes in the generic pass's layout (``loss``; ``flow`` [B, T] when
+    wanted) and ``stats`` (accumulators, samples) as `UnitStats.run` gives them.
     """
     adj = adjoint_for(cell, kind)
     n_steps = tf.shape(xs)[0]
     batch = tf.shape(xs)[1]
     units = adj.units
-    raws = [kept["h"]] + ([kept["c"]] if kind == "lstm" else [])
-    cars = [_carried(r, s, valid, masked) for r, s in zip(raws, initial)]
     zeros_bu = tf.zeros(tf.stack([batch, units]), tf.float32)
 
     def ta(size=n_seg):
         return tf.TensorArray(tf.float32, size=size, infer_shape=False)
 
-    def seg_back(s, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad):
+    def seg_back(s, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad, acc, sample_tas):
         lo = s * seg
         hi = tf.minimum(n_steps, lo + seg)
         n = hi - lo
         x = xs[lo:hi]
-        prev = [_previous(c, i, lo, hi) for c, i in zip(cars, initial)]
+        prev = stats.previous(lo, hi)
         pre = adj.prepare(x, prev)
+        part, samples = stats.block(lo, hi, pre["rebuilt"])
+        acc = stats.merge(acc, part)
+        sample_tas = {name: ta.write(s, samples[name]) for name, ta in sample_tas.items()}
 
         def step(k, d_h, d_states, d_carry, dz_ta, e_ta, o_ta, f_ta):
             t = lo + k
@@ -346,18 +338,18 @@ def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, kept: dict, i
         here = tf.logical_and(at_seg >= 0, at_seg < n)
         picked = tf.gather_nd(e, tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1))
         v = tf.where(here[:, None], picked, v)
-        return s - 1, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad
+        return s - 1, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad, acc, sample_tas
 
     d_h = tf.stack([d_final[0]] + ([tf.zeros_like(d_final[0])] if flow else []))
     d_states = [tf.stack([d] + ([tf.zeros_like(d)] if flow else [])) for d in d_final[1:]]
     names = ["kernel", "recurrent_kernel"] + (["bias"] if cell.use_bias else [])
     d_w0 = {name: tf.zeros_like(tf.convert_to_tensor(getattr(cell, name))) for name in names}
     red_names = ["grad_abs_sum", "out_abs_sum", "grad_norm_sum"] + (["flow"] if flow or shared else [])
-    _, d_h, d_states, _, d_w, dx_ta, red_tas, v, bad = tf.while_loop(
+    _, d_h, d_states, _, d_w, dx_ta, red_tas, v, bad, acc, sample_tas = tf.while_loop(
         lambda s, *_: s >= 0,
         seg_back,
         (n_seg - 1, d_h, d_states, d_last, d_w0, ta(), {name: ta() for name in red_names}, zeros_bu,
-         tf.constant(0.0)),
+         tf.constant(0.0), stats.init(), stats.sample_arrays(n_seg)),
         maximum_iterations=n_seg, parallel_iterations=1,
     )
     dx = dx_ta.concat()
@@ -370,4 +362,5 @@ def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, kept: dict, i
         "d_weights": d_w,
         "loss": loss,
         "flow": tf.transpose(red_tas["flow"].concat(), [1, 0]) if "flow" in red_tas else None,
+        "stats": stats.finish(acc, sample_tas),
     }

@@ -34,15 +34,11 @@ states) takes a hand-written reverse pass instead (`rnn_monitor.model.adjoint`):
 segments, reductions and flow, with each step's adjoint written out rather than recomputed and
 differentiated by a tape (measured in `benchmarks/overhead.py --probe-parts`).
 
-After the loop, without gradients and vectorized over time (in chunks of at most
-`CHUNK_ELEMENTS` per gate block, to bound memory at long T), `_statistics` rebuilds the gate
-activations (LSTM i, f, g = c~, o; GRU z, r, hh = h~) from the cell's weights, x_t and h_{t-1},
-checks them against the cell's own h (and c) on the first `CHECK_ROWS` sequences (largest
-absolute difference, ``recon``; the caller drops a layer's gates when it is above 1e-5), and
-reduces early: per-unit accumulators over the valid (b, t) positions (sum and sum of squares of
-h in float64, max |state|, saturation counts, non-finite counts) and the first
-``text_samples`` sequences of every state (of h: ``h_samples``, for the units' descriptions) are all
-that leaves the function.
+The per-unit statistics (`rnn_monitor.model.unit_stats`: gates rebuilt from the cell's weights
+and checked against the cell's own h and c, accumulators over the valid positions, text
+samples) are reduced without gradients, vectorized over time, from the h (and c) the loop kept:
+by the hand-written reverse pass, segment by segment with the gates it rebuilds anyway, or else
+after the backward in chunks (`UnitStats.run`).
 
 The temporal flow is the backward of ``<v, h_last>`` with ``v = stop_gradient(dL/dh_last)``
 (dL/dh at each sequence's last valid step) to the recurrence's perturbations, which gives every
@@ -80,25 +76,14 @@ import tensorflow as tf
 
 from rnn_monitor.model import adjoint, backend
 from rnn_monitor.model.anatomy import RNNLayerInfo
-from rnn_monitor.model.rebuild import gru_block, lstm_gates, lstm_preactivations, positions, spatial_shape, to_rows
+from rnn_monitor.model.rebuild import positions, spatial_shape, to_rows
 from rnn_monitor.model.stepping import CellStepper, UnsupportedCell, leaf_cells
+from rnn_monitor.model.unit_stats import UnitStats, _bcast
 
 logger = logging.getLogger("rnn_monitor")
 
 # Activations whose output is bounded: a state produced by one of these never "explodes".
 BOUNDED_ACTIVATIONS = {"tanh", "sigmoid", "hard_sigmoid", "softsign", "hard_tanh", "hard_sigmoid"}
-# State names of the activations view, by cell kind (gates after the states).
-STATE_NAMES = {
-    "lstm": ("h", "c", "i", "f", "g", "o"),
-    "gru": ("h", "z", "r", "hh"),
-    "simple": ("h",),
-    "custom": ("h",),
-}
-GATE_STATES = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "hh"), "simple": (), "custom": ()}
-# Gates whose activation is the recurrent (sigmoid) one: they get left / right saturation.
-SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
-
-
 def activation_name(fn: Any) -> str:
     name = getattr(fn, "__name__", None) or type(fn).__name__
     return str(name).lower()
@@ -128,15 +113,10 @@ class _Trace:
         self.dtype = "float32"  # the dtype the cell computes in
         self.refused: Optional[str] = None  # why the probe could not step this recurrence
         self.segments = None  # int32 [steps per segment, segments] of the checkpointed loop
+        self.stats = None  # its UnitStats (rnn_monitor.model.unit_stats)
         act = getattr(info.cell, "activation", None)
         self.h_bounded = act is not None and is_bounded(act)
         self.tanh_output = act is not None and activation_name(act) == "tanh"
-
-
-def _max_abs_diff(a, b):
-    d = tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32))
-    d = tf.where(tf.math.is_finite(d), d, tf.zeros_like(d))
-    return tf.reduce_max(d)
 
 
 class ProbeSettings:
@@ -148,16 +128,6 @@ class ProbeSettings:
         # h alone is kept for more rows: the units' average input and spectrum need more text
         # than the text view, and keeping only h for them costs 1 state, not all of them.
         self.h_samples = max(self.text_samples, int(h_samples))
-
-
-CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell
-CHUNK_ELEMENTS = 1_000_000  # float32 elements per gate block in one vectorized stats chunk
-
-
-def _bcast(mask, like):
-    """A [B] mask shaped to broadcast against `like` [B, ...]."""
-    rank = like.shape.rank
-    return tf.reshape(mask, [-1] + [1] * (rank - 1)) if rank and rank > 1 else mask
 
 
 def _zeros_steps(n_steps, batch, template):
@@ -425,10 +395,11 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             fast = _fast_weights(plans, traces, variables, [xs_in.dtype] + [f.dtype for f in flat_in])
             if fast is not None:  # a stock LSTM / GRU: the hand-written reverse pass
                 res = adjoint.sweep(
-                    plans[0]["slot"].cell, traces[0].info.kind, xs_in, valid, masked, side["kept"][0], flat_in,
+                    plans[0]["slot"].cell, traces[0].info.kind, xs_in, valid, masked, side["stats_of"][0],
                     seg, n_seg, last, d_seq, d_last, d_final, zero_output, bool(flows), bool(shared),
                 )
                 side["flow"] = {} if res["flow"] is None else {0: res["flow"]}
+                side["stats"] = {0: res["stats"]}
                 side["loss"] = [res["loss"]]
                 input_grads = [res["dx"]] + res["d_initial"] + [tf.zeros([], tf.float32) for _ in plans]
                 if not variables:
@@ -557,223 +528,15 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         x_seq = tf.stop_gradient(side["x"][i]) if i in side["x"] else tf.stop_gradient(xs)
         h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
         c0 = flat0[slot.first + 1] if plan["keep_c"] else None
-        trace.acc, trace.samples = _statistics(
+        # Reduced after the backward (`Unroller._probe`): a stock layer's reverse pass reduces
+        # them segment by segment with the gates it rebuilds anyway (side["unit_stats"]).
+        trace.stats = UnitStats(
             trace, slot.cell, trace.info.kind, x_seq, tf.stop_gradient(h0),
             None if c0 is None else tf.stop_gradient(c0), kept, valid, settings, masked,
         )
+        side.setdefault("stats_of", {})[i] = trace.stats
     final_states = tf.nest.pack_sequence_as(structure, list(flat_final))
     return last_output, outputs, list(final_states)
-
-
-def _statistics(trace, cell, kind, xs, h0, c0, kept, valid, settings, masked):
-    """Per-unit accumulators and text samples, vectorized over time in chunks (no gradients).
-
-    `kept` holds the cell's own new h (and c) per step, time-major [T, B, ...]. The state a
-    step started from is the carried one: the previous step's value where that step was valid,
-    else the state before it (keras keeps the state through masked steps). Feature-map states
-    [T, B, ...spatial, filters] are reduced as rows: every (sequence, position) is one row, so
-    unit statistics are per filter over every valid position; text samples are the spatial
-    mean per filter.
-    """
-    first = trace.channels_first
-    n_pos = trace.positions
-    h_raw = kept["h"]
-    rows = lambda v: to_rows(v, first)  # noqa: E731 - [t, B, ...] -> [t, B * positions, U]
-    units = int(rows(h_raw).shape[-1])
-
-    def carried(raw, init):
-        if not masked:
-            return raw
-
-        def step(prev, elems):
-            value, m = elems
-            return tf.where(_bcast(m, value), value, prev)
-
-        return tf.scan(step, (raw, valid), initializer=init)
-
-    def previous(car, init, lo, hi):
-        """The states steps [lo, hi) started from (built per chunk: no shifted [T, B, ...] copy)."""
-        before = tf.cond(lo > 0, lambda: car[tf.maximum(lo - 1, 0)], lambda: init)
-        return tf.concat([before[None], car[lo : hi - 1]], axis=0)
-
-    if kind in ("lstm", "gru"):
-        h_car = carried(h_raw, h0)
-    if kind == "lstm":
-        c_car = carried(kept["c"], c0)
-    valid_rows = tf.repeat(valid, n_pos, axis=1) if n_pos > 1 else valid
-
-    names = STATE_NAMES[kind]
-    sigmoid_gates = SIGMOID_GATES.get(kind, ())
-    n_samples = settings.text_samples
-    sample_rows = {name: n_samples for name in names} if n_samples else {}
-    if settings.h_samples:
-        sample_rows["h"] = settings.h_samples
-    batch_static = h_raw.shape[1]
-    width = units * n_pos * (4 if kind == "lstm" else 3 if kind == "gru" else 1)
-    chunk = max(1, CHUNK_ELEMENTS // max(1, (batch_static or 64) * width))
-    n_steps = tf.shape(h_raw)[0]
-    n_chunks = (n_steps + chunk - 1) // chunk
-    # The rebuilt gates are checked against the cell's own h (and c) on the first rows of the
-    # batch: the check is about the formulas matching the cell, which does not depend on b.
-    check_rows = max(CHECK_ROWS, n_samples)
-
-    def sample(values, n_rows):
-        """The first `n_rows` sequences of a rows-layout block [t, N, U] (spatial mean per filter)."""
-        if n_pos == 1:
-            return values[:, :n_rows]
-        shape = tf.shape(values)
-        per_seq = tf.reshape(values, tf.stack([shape[0], -1, n_pos, units]))
-        return tf.reduce_mean(per_seq, axis=2)[:, :n_rows]
-
-    def chunk_stats(lo, hi):
-        """Partial accumulators and sample slices of steps [lo, hi)."""
-        acc = {}
-        samples = {}
-        vm = valid_rows[lo:hi][:, :, None]  # [t, N, 1]
-        h_rows = rows(h_raw[lo:hi])
-        obs = {"h": tf.cast(h_rows, tf.float32)}
-        tanh_c = None
-        r = check_rows
-        if kind == "lstm":
-            z = lstm_preactivations(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
-            gates, sig, c_rec, tanh_c = lstm_gates(cell, z, rows(previous(c_car, c0, lo, hi)))
-            fused = sig
-            c_raw = rows(kept["c"][lo:hi])
-            h_rec = gates["o"] * tanh_c
-            obs["c"] = tf.cast(c_raw, tf.float32)
-            recon = tf.maximum(
-                _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r]),
-                _masked_rel_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
-            )
-            obs.update(gates)
-        elif kind == "gru":
-            gates, h_rec = gru_block(cell, xs[lo:hi], previous(h_car, h0, lo, hi))
-            recon = _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r])
-            obs.update(gates)
-        else:
-            recon = tf.constant(0.0, tf.float32)
-        acc["recon"] = recon
-        for name in names:
-            if kind == "lstm" and name in ("i", "f", "o"):
-                continue
-            _add(acc, f"{name}_nonfinite", _nonfinite_counts(obs[name], vm))
-        if kind == "lstm":
-            counts = {
-                "nonfinite": _nonfinite_counts(fused, vm),
-                "low": _count(fused < settings.low, vm, masked),
-                "high": _count(fused > settings.high, vm, masked),
-            }
-            for j, gate in ((0, "i"), (1, "f"), (3, "o")):
-                for what, value in counts.items():
-                    _add(acc, f"{gate}_{what}", value[j * units : (j + 1) * units])
-        h = tf.where(vm, obs["h"], tf.zeros_like(obs["h"])) if masked else obs["h"]
-        h64 = tf.cast(h, tf.float64)
-        _add(acc, "h_sum", tf.reduce_sum(h64, axis=[0, 1]))
-        _add(acc, "h_sumsq", tf.reduce_sum(h64 * h64, axis=[0, 1]))
-        _max(acc, "h_max_abs", tf.reduce_max(tf.abs(h), axis=[0, 1]))
-        if kind == "lstm":
-            c = tf.where(vm, obs["c"], tf.zeros_like(obs["c"])) if masked else obs["c"]
-            _max(acc, "c_max_abs", tf.reduce_max(tf.abs(c), axis=[0, 1]))
-            tanh_out = tf.abs(tanh_c) if trace.tanh_output else None
-        else:
-            tanh_out = tf.abs(h) if trace.tanh_output else None
-        if tanh_out is not None:
-            _add(acc, "h_sat", _count(tanh_out > settings.sat_tanh, vm, masked))
-        else:
-            _add(acc, "h_sat", tf.zeros([units], tf.float32))
-        for gate in sigmoid_gates if kind != "lstm" else ():
-            g = obs[gate]
-            _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
-            _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
-        for name, n_rows in sample_rows.items():
-            samples[name] = sample(obs[name], n_rows)
-        return acc, samples
-
-    # Chunks run one after the other (parallel_iterations=1) so that only one chunk's
-    # temporaries are alive per layer: in a plain Python loop the graph would run them all at
-    # once (at T = 250 x 3 LSTM 512 that took several GB).
-    init = _acc_zeros(kind, units)
-    sample_tas = {
-        name: tf.TensorArray(tf.float32, size=n_chunks, infer_shape=False, element_shape=tf.TensorShape([None, None, units]))
-        for name in sample_rows
-    }
-
-    def body(i, acc, tas):
-        lo = i * chunk
-        hi = tf.minimum(n_steps, lo + chunk)
-        part, samples = chunk_stats(lo, hi)
-        merged = {}
-        for key, value in acc.items():
-            if key.endswith("_max_abs") or key == "recon":
-                merged[key] = tf.maximum(value, part[key])
-            else:
-                merged[key] = value + part[key]
-        tas = {name: ta.write(i, samples[name]) for name, ta in tas.items()}
-        return i + 1, merged, tas
-
-    _, acc, tas = tf.while_loop(
-        lambda i, *_: i < n_chunks, body, (tf.constant(0), init, sample_tas), parallel_iterations=1
-    )
-    acc = dict(acc)
-    acc["n_valid"] = tf.reduce_sum(tf.cast(valid_rows, tf.float64))
-    samples = {name: tf.transpose(ta.concat(), [1, 0, 2]) for name, ta in tas.items()}  # [S, T, U]
-    return acc, samples
-
-
-def _acc_zeros(kind, units):
-    """Initial accumulators (see `rnn_monitor.stats.units`)."""
-    zeros = tf.zeros([units], tf.float32)
-    acc = {
-        "recon": tf.constant(0.0, tf.float32),
-        "h_sum": tf.zeros([units], tf.float64),
-        "h_sumsq": tf.zeros([units], tf.float64),
-        "h_max_abs": zeros,
-        "h_sat": zeros,
-    }
-    for name in STATE_NAMES[kind]:
-        acc[f"{name}_nonfinite"] = zeros
-    if kind == "lstm":
-        acc["c_max_abs"] = zeros
-    for gate in SIGMOID_GATES.get(kind, ()):
-        acc[f"{gate}_low"] = zeros
-        acc[f"{gate}_high"] = zeros
-    return acc
-
-
-def _count(flags, vm, masked):
-    if masked:
-        flags = tf.logical_and(flags, vm)
-    return tf.reduce_sum(tf.cast(flags, tf.float32), axis=[0, 1])
-
-
-def _nonfinite_counts(values, vm):
-    """Per-unit count of NaN / Inf at valid positions; the full count only runs when needed."""
-    units = tf.shape(values)[-1]
-
-    def counts():
-        bad = tf.logical_and(tf.logical_not(tf.math.is_finite(values)), vm)
-        return tf.reduce_sum(tf.cast(bad, tf.float32), axis=[0, 1])
-
-    return tf.cond(
-        tf.math.is_finite(tf.reduce_sum(values)), lambda: tf.zeros(tf.reshape(units, [1]), tf.float32), counts
-    )
-
-
-def _add(acc, key, value):
-    acc[key] = acc[key] + value if key in acc else value
-
-
-def _max(acc, key, value):
-    acc[key] = tf.maximum(acc[key], value) if key in acc else value
-
-
-def _masked_rel_diff(rebuilt, own, vm):
-    """Largest |rebuilt - own| / max(1, |own|) at valid positions (finite values only): the
-    rebuilt gates' error, relative for large states (an LSTM's c is unbounded)."""
-    own = tf.cast(own, tf.float32)
-    d = tf.abs(tf.cast(rebuilt, tf.float32) - own) / tf.maximum(1.0, tf.abs(own))
-    d = tf.where(tf.logical_and(vm, tf.math.is_finite(d)), d, tf.zeros_like(d))
-    return tf.reduce_max(d)
 
 
 @contextlib.contextmanager
@@ -902,6 +665,9 @@ class Unroller:
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             grads = grads[: len(sources)] + backend.sum_parts(grads[len(sources) :], parts)
+        for trace in traces:  # from the reverse pass, or reduced here
+            done = trace.side.get("stats", {}).get(trace.index)
+            trace.acc, trace.samples = done if done is not None else trace.stats.run()
         n = len(traces)
         offset = n
         for i, trace in enumerate(traces):

@@ -3,7 +3,8 @@
 The per-timestep gradients it gives are checked against independent tapes in
 `test_keras_configs.py`, `test_probe_gradients.py` and `test_probe_masking.py` (stock layers take
 this pass by default). Here: the temporal flow of a lower layer with padding against a plain tape,
-every number of the probe against the generic (autodiff) pass, and which cells it serves.
+every number of the probe (gradients and the unit statistics it reduces with the gates it
+rebuilds) against the generic (autodiff) pass, and which cells it serves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.config import Thresholds
 from rnn_monitor.model import adjoint, unroll
 from rnn_monitor.model.anatomy import find_rnn_layers
+from rnn_monitor.model.unit_stats import UnitStats
 from rnn_monitor.stats.gradients import temporal_flow
 
 L = keras.layers
@@ -99,11 +101,15 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
         return real_sweep(cell, kind, *args, **kwargs)
 
     monkeypatch.setattr(adjoint, "sweep", counting)
+    chunked = []  # statistics reduced apart from a reverse pass
+    real_run = UnitStats.run
+    monkeypatch.setattr(UnitStats, "run", lambda self: chunked.append(self.kind) or real_run(self))
     results = {}
     for on in (True, False):
         monkeypatch.setattr(adjoint, "ON", on)
-        probe = unroll.Unroller(model, infos, Thresholds(), 2, gradients=True)
+        probe = unroll.Unroller(model, infos, Thresholds(), 2, gradients=True, h_samples=3)
         results[on] = probe.run(tf.constant(x), tf.constant(y))
+        assert len(chunked) == (0 if on else len(infos)), chunked  # traced once per setting
     assert sorted(served) == ["gru", "gru", "lstm", "lstm", "lstm"]
     keys = ("grad_abs_sum", "out_abs_sum", "grad_norm_sum", "flow_norm", "v_norm", "weight_grad_norm", "grad_nonfinite")
     for info in infos:
@@ -112,6 +118,13 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
             scale = max(float(np.abs(generic).max()), 1e-30)
             assert np.abs(fast - generic).max() <= 1e-5 * scale, (info.name, key)
         assert np.abs(results[True][info.name]["grad_abs_sum"]).max() > 0, info.name
+        # the unit statistics, reduced inside the hand-written pass with the gates it rebuilds
+        for part in ("acc", "samples"):
+            fast, generic = results[True][info.name][part], results[False][info.name][part]
+            assert sorted(fast) == sorted(generic), (info.name, part)
+            for key in generic:
+                np.testing.assert_allclose(fast[key], generic[key], rtol=1e-5, atol=1e-6, err_msg=f"{info.name} {key}")
+        assert results[True][info.name]["acc"]["recon"] < 1e-5
 
 
 class _OwnLSTMCell(L.LSTMCell):
