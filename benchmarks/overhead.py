@@ -310,7 +310,6 @@ def probe_parts(rounds: int = 9) -> dict:
     statistics alone (no gradients), the forward and backward without the temporal flow, and
     everything, the last with the hand-written reverse pass of stock cells and with the generic
     one (`rnn_monitor.model.adjoint.ON`)."""
-    import keras
     import tensorflow as tf
 
     from rnn_monitor.config import Thresholds

@@ -33,7 +33,7 @@ def _padded_tokens(lengths, steps, seed):
 
 
 @pytest.mark.parametrize("hand_written", [True, False])
-def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_dir, monkeypatch):
+def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_dir, monkeypatch, lstm_flow_by_tape):
     """Flow of an LSTM below a GRU (its own second adjoint, seeded at each sequence's last valid
     step): ||d<v_b, h_last_b>/dh_t|| by a tape through the cell stepped over the valid steps."""
     monkeypatch.setattr(adjoint, "ON", hand_written)
@@ -56,18 +56,7 @@ def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_di
     d_seq = tape.gradient(loss, seq).numpy()
     # dL/dh at the last valid step: its output and every masked output after it (a copy of it)
     v = np.stack([d_seq[b, n - 1 :].sum(0) for b, n in enumerate(lengths)])
-    flow_norm = np.zeros((len(lengths), 9))
-    for b, n in enumerate(lengths):
-        eps = [tf.zeros((1, 5)) for _ in range(n)]
-        with tf.GradientTape() as tape:
-            tape.watch(eps)
-            h = c = tf.zeros((1, 5))
-            for t in range(n):
-                h, (h, c) = low.cell(e[b : b + 1, t], [h, c])
-                h = h + eps[t]
-            target = tf.reduce_sum(v[b] * h)
-        for t, g in enumerate(tape.gradient(target, eps)):
-            flow_norm[b, t] = np.linalg.norm(g.numpy())
+    flow_norm = lstm_flow_by_tape(low.cell, e, v, lengths, 9)
     expected = temporal_flow(flow_norm, np.linalg.norm(v, axis=1), mask)
     np.testing.assert_allclose(load_run(log_dir).temporal_flow("low")[-1], expected, rtol=1e-4, atol=1e-9)
 

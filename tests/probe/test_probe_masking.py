@@ -90,7 +90,7 @@ def test_masking_layer_and_backward_half_in_input_order(tmp_path):
     assert res["F"].shape == (5,) and res["F"][0] == pytest.approx(1.0)
 
 
-def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir):
+def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir, lstm_flow_by_tape):
     """The top layer of a classifier (no sequences, no returned states) gets its temporal flow
     from the loss's own adjoint; checked against <v_b, h_last_b> differentiated by a plain tape
     through the cell stepped over each sequence's valid steps only."""
@@ -118,17 +118,6 @@ def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir):
         tape.watch(out)
         loss = model.loss(y, head(out))
     v = tape.gradient(loss, out).numpy()  # dL/dh_last per sequence
-    flow_norm = np.zeros((5, 8))
-    for b, n in enumerate(lengths):
-        eps = [tf.zeros((1, 4)) for _ in range(n)]
-        with tf.GradientTape() as tape:
-            tape.watch(eps)
-            h = c = tf.zeros((1, 4))
-            for t in range(n):
-                h, (h, c) = rnn.cell(e[b : b + 1, t], [h, c])
-                h = h + eps[t]
-            target = tf.reduce_sum(v[b] * h)
-        for t, g in enumerate(tape.gradient(target, eps)):
-            flow_norm[b, t] = np.linalg.norm(g.numpy())
+    flow_norm = lstm_flow_by_tape(rnn.cell, e, v, lengths, 8)
     expected = temporal_flow(flow_norm, np.linalg.norm(v, axis=1), x != 0)
     np.testing.assert_allclose(load_run(log_dir).temporal_flow("lstm")[-1], expected, rtol=1e-4, atol=1e-9)
