@@ -26,6 +26,8 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
+from rnn_monitor.model.rebuild import lstm_gates, lstm_preactivations, times
+
 # Activations applied elementwise (their derivative is the gradient of their sum).
 ELEMENTWISE = {
     "tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign", "elu", "selu", "softplus",
@@ -75,27 +77,19 @@ def eligible(cell: Any, kind: str, variables: list, dtypes: list) -> Optional[di
     return index
 
 
-def _derivative(fn: Any, z: Any) -> tuple[Any, Any]:
-    """``(fn(z), fn'(z))`` of an elementwise activation: from the value for sigmoid and tanh (the
-    formulas of TensorFlow's SigmoidGrad / TanhGrad), else by TensorFlow's own gradient."""
+def _slope(fn: Any, z: Any, a: Any) -> Any:
+    """fn'(z) of an elementwise activation whose value at z is `a`: from the value for sigmoid
+    and tanh (the formulas of TensorFlow's SigmoidGrad / TanhGrad), else by TensorFlow's own
+    gradient."""
     name = _name(fn)
-    if name in ("sigmoid", "tanh"):
-        a = fn(z)
-        return a, (a * (1.0 - a) if name == "sigmoid" else 1.0 - a * a)
+    if name == "sigmoid":
+        return a * (1.0 - a)
+    if name == "tanh":
+        return 1.0 - a * a
     with tf.GradientTape() as tape:
         tape.watch(z)
-        a = fn(z)
-    return a, tape.gradient(a, z, output_gradients=tf.ones_like(a))
-
-
-def _times(a: Any, matrix: Any, transpose: bool = False) -> Any:
-    """[..., n] @ matrix (or its transpose) as one 2-D matmul: [..., m]."""
-    shape = tf.shape(a)
-    out = tf.matmul(tf.reshape(a, tf.stack([-1, shape[-1]])), matrix, transpose_b=transpose)
-    cols = matrix.shape[0] if transpose else matrix.shape[1]
-    out = tf.reshape(out, tf.concat([shape[:-1], [cols]], axis=0))
-    out.set_shape(a.shape[:-1].concatenate([cols]))
-    return out
+        again = fn(z)
+    return tape.gradient(again, z, output_gradients=tf.ones_like(again))
 
 
 def _outer(a: Any, b: Any) -> Any:
@@ -115,26 +109,24 @@ class LSTMAdjoint:
         self.units = int(cell.units)
         self.kernel = tf.convert_to_tensor(cell.kernel)
         self.recurrent = tf.convert_to_tensor(cell.recurrent_kernel)
-        self.bias = tf.convert_to_tensor(cell.bias) if cell.use_bias else None
 
     def prepare(self, x, prev):
-        """Per-step factors of a segment [n, B, ...] from its inputs and starting states."""
+        """Per-step factors of a segment [n, B, ...] from its inputs and starting states (the
+        gates by `rnn_monitor.model.rebuild`, as the statistics rebuild them)."""
         h_prev, c_prev = prev
         u = self.units
-        z = _times(x, self.kernel) + _times(h_prev, self.recurrent)
-        if self.bias is not None:
-            z = z + self.bias
-        sig, dsig = _derivative(self.cell.recurrent_activation, z)
-        g, dg = _derivative(self.cell.activation, z[..., 2 * u : 3 * u])
-        i, f, o = sig[..., :u], sig[..., u : 2 * u], sig[..., 3 * u :]
-        c = f * c_prev + i * g
-        tc, dtc = _derivative(self.cell.activation, c)
+        z = lstm_preactivations(self.cell, x, h_prev)
+        gates, sig, c, tc = lstm_gates(self.cell, z, c_prev)
+        i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
+        dsig = _slope(self.cell.recurrent_activation, z, sig)
+        dg = _slope(self.cell.activation, z[..., 2 * u : 3 * u], g)
+        dtc = _slope(self.cell.activation, c, tc)
         # dz = [dct g sig_i', dct c_prev sig_f', dct i g', dh tanh(c) sig_o'] with
         # dct = dc + dh o act'(c): the products that do not involve the adjoint are made here,
         # over the whole segment, so a step is left with few elementwise ops.
         n, b = tf.shape(z)[0], tf.shape(z)[1]
         three = tf.concat([g * dsig[..., :u], c_prev * dsig[..., u : 2 * u], i * dg], axis=-1)
-        rebuilt = {"gates": {"i": i, "f": f, "g": g, "o": o}, "sig": sig, "c_rec": c, "tanh_c": tc}
+        rebuilt = {"gates": gates, "sig": sig, "c_rec": c, "tanh_c": tc}
         return {"o_dtc": o * dtc, "three": tf.reshape(three, tf.stack([n, b, 3, u])),
                 "tc_do": tc * dsig[..., 3 * u :], "f": f, "rebuilt": rebuilt}
 
@@ -146,15 +138,15 @@ class LSTMAdjoint:
         shape = tf.shape(adj)
         first = tf.reshape(dct[:, :, None, :] * pre["three"][k], tf.stack([shape[0], shape[1], 3 * self.units]))
         dz = tf.concat([first, adj * pre["tc_do"][k]], axis=-1)
-        return dz, _times(dz, self.recurrent, transpose=True), [dct * pre["f"][k]]
+        return dz, times(dz, self.recurrent, transpose=True), [dct * pre["f"][k]]
 
     def grads(self, x, prev, pre, dz):
         """``(dL/dx [n, B, D], {weight name: gradient})`` of a segment from its dz [n, B, 4U]."""
         h_prev = prev[0]
         out = {"kernel": _outer(x, dz), "recurrent_kernel": _outer(h_prev, dz)}
-        if self.bias is not None:
+        if self.cell.use_bias:
             out["bias"] = tf.reduce_sum(dz, axis=[0, 1])
-        return _times(dz, self.kernel, transpose=True), out
+        return times(dz, self.kernel, transpose=True), out
 
 
 class GRUAdjoint:
@@ -180,25 +172,27 @@ class GRUAdjoint:
     def prepare(self, x, prev):
         (h_prev,) = prev
         u = self.units
-        mx = _times(x, self.kernel)
+        mx = times(x, self.kernel)
         if self.in_bias is not None:
             mx = mx + self.in_bias
         if self.after:
-            inner = _times(h_prev, self.recurrent)
+            inner = times(h_prev, self.recurrent)
             if self.rec_bias is not None:
                 inner = inner + self.rec_bias
             zr_pre = mx[..., : 2 * u] + inner[..., : 2 * u]
             rh = inner[..., 2 * u :]
         else:
-            zr_pre = mx[..., : 2 * u] + _times(h_prev, self.recurrent[:, : 2 * u])
-        zr, dzr = _derivative(self.cell.recurrent_activation, zr_pre)
+            zr_pre = mx[..., : 2 * u] + times(h_prev, self.recurrent[:, : 2 * u])
+        zr = self.cell.recurrent_activation(zr_pre)
+        dzr = _slope(self.cell.recurrent_activation, zr_pre, zr)
         z, r = zr[..., :u], zr[..., u:]
         if self.after:
             hh_pre = mx[..., 2 * u :] + r * rh
         else:
             rh = r * h_prev  # (r h), multiplied by R_h
-            hh_pre = mx[..., 2 * u :] + _times(rh, self.recurrent[:, 2 * u :])
-        hh, dhh = _derivative(self.cell.activation, hh_pre)
+            hh_pre = mx[..., 2 * u :] + times(rh, self.recurrent[:, 2 * u :])
+        hh = self.cell.activation(hh_pre)
+        dhh = _slope(self.cell.activation, hh_pre, hh)
         rebuilt = {"gates": {"z": z, "r": r, "hh": hh}, "h_rec": z * h_prev + (1.0 - z) * hh}
         pre = {"z": z, "hp_hh": h_prev - hh, "one_z_dhh": (1.0 - z) * dhh, "dzr": dzr, "r": r, "h_prev": h_prev,
                "rebuilt": rebuilt}
@@ -214,12 +208,12 @@ class GRUAdjoint:
         if self.after:
             dr_pre = dhh_pre * pre["rh"][k] * dzr_k[..., u:]
             d_inner = tf.concat([dz_pre, dr_pre, dhh_pre * pre["r"][k]], axis=-1)
-            dh = adj * pre["z"][k] + _times(d_inner, self.recurrent, transpose=True)
+            dh = adj * pre["z"][k] + times(d_inner, self.recurrent, transpose=True)
         else:
-            d_rh = _times(dhh_pre, self.recurrent[:, 2 * u :], transpose=True)
+            d_rh = times(dhh_pre, self.recurrent[:, 2 * u :], transpose=True)
             dr_pre = d_rh * pre["h_prev"][k] * dzr_k[..., u:]
             dh = (adj * pre["z"][k] + d_rh * pre["r"][k]
-                  + _times(tf.concat([dz_pre, dr_pre], axis=-1), self.recurrent[:, : 2 * u], transpose=True))
+                  + times(tf.concat([dz_pre, dr_pre], axis=-1), self.recurrent[:, : 2 * u], transpose=True))
         return tf.concat([dz_pre, dr_pre, dhh_pre], axis=-1), dh, []
 
     def grads(self, x, prev, pre, dz):
@@ -237,7 +231,7 @@ class GRUAdjoint:
                 [_outer(h_prev, dz[..., : 2 * u]), _outer(pre["r"] * h_prev, dz[..., 2 * u :])], axis=-1)
             if self.in_bias is not None:
                 out["bias"] = tf.reduce_sum(dz, axis=[0, 1])
-        return _times(dz, self.kernel, transpose=True), out
+        return times(dz, self.kernel, transpose=True), out
 
 
 def adjoint_for(cell: Any, kind: str) -> Any:

@@ -65,13 +65,24 @@ def _merge_time(values: Any) -> Any:
     return tf.reshape(values, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
 
 
+def times(a: Any, matrix: Any, transpose: bool = False) -> Any:
+    """[..., n] @ matrix (or its transpose) as one 2-D matmul: [..., m] (a batched einsum over
+    [t, B, n] is about a quarter slower here)."""
+    shape = tf.shape(a)
+    out = tf.matmul(tf.reshape(a, tf.stack([-1, shape[-1]])), matrix, transpose_b=transpose)
+    cols = matrix.shape[0] if transpose else matrix.shape[1]
+    out = tf.reshape(out, tf.concat([shape[:-1], [cols]], axis=0))
+    out.set_shape(a.shape[:-1].concatenate([cols]))
+    return out
+
+
 def lstm_preactivations(cell: Any, x: Any, h_prev: Any) -> Any:
     """z = W x + U h + b of every gate (Keras's order i, f, c, o), rows layout [t, N, 4 units]."""
     x, h_prev = _f32(x), _f32(h_prev)
     kernel, recurrent = _f32(cell.kernel), _f32(cell.recurrent_kernel)
     bias = _f32(cell.bias) if cell.use_bias else None
     if h_prev.shape.rank <= 3:  # vectors: [t, B, D] @ [D, 4U]
-        z = tf.einsum("tbd,du->tbu", x, kernel) + tf.einsum("tbd,du->tbu", h_prev, recurrent)
+        z = times(x, kernel) + times(h_prev, recurrent)
         return z + bias if bias is not None else z
     # Feature maps (ConvLSTM): one convolution with all four gates' kernels at once (the
     # convolution is linear in the kernel's output channels, so this equals Keras's four).

@@ -40,7 +40,7 @@ CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the c
 CHUNK_ELEMENTS = 1_000_000  # float32 elements per gate block in one vectorized stats chunk
 
 
-def _bcast(mask: Any, like: Any) -> Any:
+def broadcast_mask(mask: Any, like: Any) -> Any:
     """A [B] mask shaped to broadcast against `like` [B, ...]."""
     rank = like.shape.rank
     return tf.reshape(mask, [-1] + [1] * (rank - 1)) if rank and rank > 1 else mask
@@ -79,7 +79,7 @@ class UnitStats:
 
         def step(prev, elems):
             value, m = elems
-            return tf.where(_bcast(m, value), value, prev)
+            return tf.where(broadcast_mask(m, value), value, prev)
 
         return tf.scan(step, (raw, self.valid), initializer=init)
 

@@ -78,7 +78,7 @@ from rnn_monitor.model import adjoint, backend
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.rebuild import positions, spatial_shape, to_rows
 from rnn_monitor.model.stepping import CellStepper, UnsupportedCell, leaf_cells
-from rnn_monitor.model.unit_stats import UnitStats, _bcast
+from rnn_monitor.model.unit_stats import UnitStats, broadcast_mask
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -303,8 +303,8 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             out, new_flat = stepper.step(x_t, flat, perturb)
             if masked:
                 m_t = valid_ta.read(t)
-                new_flat = [tf.where(_bcast(m_t, n), n, s) for n, s in zip(new_flat, flat)]
-                out = tf.where(_bcast(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
+                new_flat = [tf.where(broadcast_mask(m_t, n), n, s) for n, s in zip(new_flat, flat)]
+                out = tf.where(broadcast_mask(m_t, out), out, tf.zeros_like(out) if zero_output else prev_out)
             keep_tas = [{k: ta.write(t, kept[i][k]) for k, ta in tas.items()} for i, tas in enumerate(keep_tas)]
             x_tas = {i: ta.write(t, kept[i]["x"]) for i, ta in x_tas.items()}
             outs = {k: ta.write(t, out) for k, ta in outs.items()}
@@ -462,10 +462,10 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
                     here = tf.logical_and(at_seg >= 0, at_seg < n)
                     rows = tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1)
                     picked = tf.gather_nd(d_eps[i], rows)  # [B, ...]
-                    new_vs.append(tf.where(_bcast(here, picked), picked, vs[i]))
+                    new_vs.append(tf.where(broadcast_mask(here, picked), picked, vs[i]))
                     if i in flows:
                         seeds = [tf.zeros_like(f) for f in flat_e]
-                        seeds[plan["slot"].h] = tf.where(_bcast(here, picked), tf.stop_gradient(picked), seeds[plan["slot"].h])
+                        seeds[plan["slot"].h] = tf.where(broadcast_mask(here, picked), tf.stop_gradient(picked), seeds[plan["slot"].h])
                         seeded = [a + b for a, b in zip(d_flows[i], seeds)]
                         gf = seg_tape.gradient(
                             flat_e, flat_s + [eps_seg[i]], output_gradients=seeded,
@@ -529,7 +529,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
         c0 = flat0[slot.first + 1] if plan["keep_c"] else None
         # Reduced after the backward (`Unroller._probe`): a stock layer's reverse pass reduces
-        # them segment by segment with the gates it rebuilds anyway (side["unit_stats"]).
+        # them segment by segment with the gates it rebuilds anyway (side["stats_of"]).
         trace.stats = UnitStats(
             trace, slot.cell, trace.info.kind, x_seq, tf.stop_gradient(h0),
             None if c0 is None else tf.stop_gradient(c0), kept, valid, settings, masked,
