@@ -14,7 +14,8 @@ in the same step as a second row block of that matmul.
 Exactness. This is the same chain rule as autodiff of Keras's cell (`keras/src/layers/rnn/
 lstm.py`, `gru.py`; the formulas are those of `rnn_monitor.model.gates`), only evaluated in a
 different order, so results agree with a tape to float rounding; the activations' derivatives
-are taken by TensorFlow's own gradients of the (elementwise) activation functions. Masked steps
+come from their values for sigmoid and tanh (TensorFlow's SigmoidGrad / TanhGrad formulas), else
+from TensorFlow's own gradient of the (elementwise) activation function. Masked steps
 follow Keras (`backend.rnn`): the state is carried, the output is the previous one (or zeros with
 ``zero_output_for_mask``). The generic pass stays for every other cell and setting; `eligible`
 says which layers take this one.
@@ -26,6 +27,7 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
+from rnn_monitor.model.anatomy import activation_name
 from rnn_monitor.model.rebuild import lstm_gates, lstm_preactivations, times
 
 # Activations applied elementwise (their derivative is the gradient of their sum).
@@ -36,10 +38,6 @@ ELEMENTWISE = {
 }
 STOCK = {"LSTMCell": "lstm", "GRUCell": "gru"}
 ON = True  # switch the hand-written pass off (tests compare it with the generic one)
-
-
-def _name(fn: Any) -> str:
-    return str(getattr(fn, "__name__", None) or type(fn).__name__).lower()
 
 
 def _underlying(variable: Any) -> Any:
@@ -60,7 +58,7 @@ def eligible(cell: Any, kind: str, variables: list, dtypes: list) -> Optional[di
         return None
     if any(tf.as_dtype(d) != tf.float32 for d in dtypes):
         return None
-    if _name(cell.activation) not in ELEMENTWISE or _name(cell.recurrent_activation) not in ELEMENTWISE:
+    if any(activation_name(fn) not in ELEMENTWISE for fn in (cell.activation, cell.recurrent_activation)):
         return None
     names = ["kernel", "recurrent_kernel"] + (["bias"] if cell.use_bias else [])
     index = {}
@@ -81,7 +79,7 @@ def _slope(fn: Any, z: Any, a: Any) -> Any:
     """fn'(z) of an elementwise activation whose value at z is `a`: from the value for sigmoid
     and tanh (the formulas of TensorFlow's SigmoidGrad / TanhGrad), else by TensorFlow's own
     gradient."""
-    name = _name(fn)
+    name = activation_name(fn)
     if name == "sigmoid":
         return a * (1.0 - a)
     if name == "tanh":
@@ -101,8 +99,6 @@ def _outer(a: Any, b: Any) -> Any:
 class LSTMAdjoint:
     """Keras's LSTM step (gate order i, f, c, o): z = x K + h R + b, c' = f c + i g,
     h' = o act(c'). States (h, c)."""
-
-    n_states = 2
 
     def __init__(self, cell: Any) -> None:
         self.cell = cell
@@ -152,8 +148,6 @@ class LSTMAdjoint:
 class GRUAdjoint:
     """Keras's GRU step, both layouts: z, r = sig(x K + (h R) + b), hh = act(x K_h + r (h R_h))
     (reset_after) or act(x K_h + (r h) R_h), h' = z h + (1 - z) hh. State h."""
-
-    n_states = 1
 
     def __init__(self, cell: Any) -> None:
         self.cell = cell

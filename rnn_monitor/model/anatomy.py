@@ -101,6 +101,11 @@ def _activation_name(fn: Any) -> Optional[str]:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
+def activation_name(fn: Any) -> str:
+    """An activation function's name in lower case ("tanh", "sigmoid", ...)."""
+    return str(_activation_name(fn)).lower()
+
+
 def _is_conv_lstm_cell(cell: Any) -> bool:
     # Keras 3 does not export ConvLSTMCell; ConvLSTM1D/2D/3D all use it.
     return any(k.__name__ == "ConvLSTMCell" and k.__module__.startswith("keras") for k in type(cell).__mro__)

@@ -75,7 +75,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_monitor.model import adjoint, backend
-from rnn_monitor.model.anatomy import RNNLayerInfo
+from rnn_monitor.model.anatomy import RNNLayerInfo, activation_name
 from rnn_monitor.model.rebuild import positions, spatial_shape, to_rows
 from rnn_monitor.model.stepping import CellStepper, UnsupportedCell, leaf_cells
 from rnn_monitor.model.unit_stats import UnitStats, broadcast_mask
@@ -84,11 +84,6 @@ logger = logging.getLogger("rnn_monitor")
 
 # Activations whose output is bounded: a state produced by one of these never "explodes".
 BOUNDED_ACTIVATIONS = {"tanh", "sigmoid", "hard_sigmoid", "softsign", "hard_tanh", "hard_sigmoid"}
-def activation_name(fn: Any) -> str:
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    return str(name).lower()
-
-
 def is_bounded(fn: Any) -> bool:
     return activation_name(fn) in BOUNDED_ACTIVATIONS
 
@@ -395,7 +390,7 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
             fast = _fast_weights(plans, traces, variables, [xs_in.dtype] + [f.dtype for f in flat_in])
             if fast is not None:  # a stock LSTM / GRU: the hand-written reverse pass
                 res = adjoint.sweep(
-                    plans[0]["slot"].cell, traces[0].info.kind, xs_in, valid, masked, side["stats_of"][0],
+                    plans[0]["slot"].cell, traces[0].info.kind, xs_in, valid, masked, traces[0].stats,
                     seg, n_seg, last, d_seq, d_last, d_final, zero_output, bool(flows), bool(shared),
                 )
                 side["flow"] = {} if res["flow"] is None else {0: res["flow"]}
@@ -528,13 +523,12 @@ def _stepped_loop(layer, traces, tape, settings, sequences, initial_state, mask)
         x_seq = tf.stop_gradient(side["x"][i]) if i in side["x"] else tf.stop_gradient(xs)
         h0 = plan["template"] if not trace.recurrent else flat0[slot.h]
         c0 = flat0[slot.first + 1] if plan["keep_c"] else None
-        # Reduced after the backward (`Unroller._probe`): a stock layer's reverse pass reduces
-        # them segment by segment with the gates it rebuilds anyway (side["stats_of"]).
+        # Reduced after the backward (`Unroller._probe`), or by a stock layer's reverse pass
+        # segment by segment with the gates it rebuilds anyway.
         trace.stats = UnitStats(
             trace, slot.cell, trace.info.kind, x_seq, tf.stop_gradient(h0),
             None if c0 is None else tf.stop_gradient(c0), kept, valid, settings, masked,
         )
-        side.setdefault("stats_of", {})[i] = trace.stats
     final_states = tf.nest.pack_sequence_as(structure, list(flat_final))
     return last_output, outputs, list(final_states)
 
