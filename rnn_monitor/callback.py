@@ -21,6 +21,7 @@ import keras
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
 from rnn_monitor.alerts.engine import check_stop_on
+from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
 from rnn_monitor.distribute import is_chief
 from rnn_monitor.record import EpochRecord
@@ -307,15 +308,27 @@ class RNNMonitor(keras.callbacks.Callback):
     def _log_epoch(self, epoch: int, logs: Optional[dict] = None) -> None:
         record = EpochRecord(epoch)
         record.set_logs(logs)  # the loss trend the alert rules read
-        self._guard("weights", lambda part: part.log_epoch(epoch, record))
-        # Before the probe, so that the probe's byte cap counts what this part wrote.
+        weights = self._weights_beside(epoch, record)
+        # Before the probe's writes, so that the probe's byte cap counts what these parts wrote.
         self._guard("interpret", lambda part: part.log_epoch(epoch, record))
-        self._guard("probe", lambda part: part.log_epoch(epoch, record))
+        self._guard("probe", lambda part: part.log_epoch(epoch, record, beside=weights))
+        if weights is not None:
+            weights.finish()  # the probe is off, or failed before it started the weight part
         self._guard("writer", lambda writer: _write_scalars(writer, record))
         self._guard("alerts", lambda part: part.evaluate(epoch, record, self.model))
         # On disk within ~0.1 s, on a background thread, while the next epoch trains.
         self._guard("writer", lambda writer: writer.flush(wait=False))
         self._last_logged = epoch
+
+    def _weights_beside(self, epoch: int, record: EpochRecord) -> Optional[Beside]:
+        """The weight part of this epoch, to run beside the probe's graph (`rnn_monitor.beside`):
+        its weights are read here, on the training thread."""
+        taken: dict = {}
+        self._guard("weights", lambda part: taken.update(snapshot=part.snapshot()))
+        if "snapshot" not in taken:
+            return None
+        return Beside(lambda: self._guard(
+            "weights", lambda part: part.log_epoch(epoch, record, snapshot=taken["snapshot"])))
 
     def _guard(self, name: str, action: Callable[[Any], Any]) -> None:
         """Run one part of the monitor; on error log it and switch that part off."""

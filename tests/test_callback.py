@@ -95,18 +95,67 @@ def test_shares_a_log_dir_with_keras_tensorboard_and_shows_in_tensorboard(log_di
     assert run.layers == ["lstm"] and run.epochs == [0, 1]
 
 
-def test_a_failing_part_is_switched_off_and_training_goes_on(log_dir, monkeypatch, caplog):
-    def broken(self, epoch, record):
+@pytest.mark.parametrize("with_probe", [False, True], ids=["alone", "beside_the_probe"])
+def test_a_failing_part_is_switched_off_and_training_goes_on(log_dir, monkeypatch, caplog, with_probe):
+    def broken(self, epoch, record, snapshot=None):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(WeightMonitor, "log_epoch", broken)
     x, y = _data()
+    probe = {"probe_data": (x[:4], y[:4])} if with_probe else {}
     with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
-        history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False)])
+        history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False, **probe)])
     assert len(history.history["loss"]) == 3
     assert caplog.text.count("weights part failed") == 1 and "boom" in caplog.text
+    assert "probe part failed" not in caplog.text
+    if with_probe:  # the probe went on writing every epoch
+        assert load_run(log_dir).timestep_gradients("lstm").shape[0] == 3
     with pytest.raises(RuntimeError, match="boom"):
-        _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, alerts=False, raise_errors=True)])
+        _model().fit(x, y, epochs=1, verbose=0,
+                     callbacks=[RNNMonitor(log_dir, alerts=False, raise_errors=True, **probe)])
+
+
+def test_the_weight_part_runs_beside_the_probe_graph_and_is_done_before_the_probe_writes(log_dir, monkeypatch):
+    import threading
+
+    from rnn_monitor.logdir.writer import SummaryWriter
+    from rnn_monitor.probe.monitor import ProbeMonitor
+
+    events = []  # (epoch, what, thread name)
+    for method in ("scalar", "histogram", "image", "plugin_tensor"):
+        real = getattr(SummaryWriter, method)
+
+        def spy(self, *args, _real=real, _method=method, **kwargs):
+            events.append((_method, threading.current_thread().name))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(SummaryWriter, method, spy)
+    real_log, real_run = ProbeMonitor.log_epoch, ProbeMonitor.run
+
+    def log_epoch(self, *args, **kwargs):
+        events.append(("probe part", threading.current_thread().name))
+        return real_log(self, *args, **kwargs)
+
+    def run(self):
+        events.append(("probe graph", threading.current_thread().name))
+        return real_run(self)
+
+    monkeypatch.setattr(ProbeMonitor, "log_epoch", log_epoch)
+    monkeypatch.setattr(ProbeMonitor, "run", run)
+    x, y = _data()
+    _model().fit(x, y, epochs=2, verbose=0,
+                 callbacks=[RNNMonitor(log_dir, probe_data=(x[:4], y[:4]), alerts=False, raise_errors=True)])
+    main = threading.current_thread().name
+    parts = [i for i, e in enumerate(events) if e[0] == "probe part"]
+    assert len(parts) == 2 and all(e[1] == main for e in events if e[0].startswith("probe "))
+    for begin, end in zip(parts, parts[1:] + [len(events)]):
+        epoch = events[begin + 1 : end]
+        beside = [i for i, e in enumerate(epoch) if e[1] != main]
+        # histograms and the heatmap of the weight part, from its own thread...
+        assert {epoch[i][0] for i in beside} >= {"histogram", "image"}
+        # ...all of them before the first thing the probe writes after its graph
+        first_probe = next(i for i, e in enumerate(epoch) if e[1] == main and e[0] == "plugin_tensor")
+        assert epoch.index(("probe graph", main)) < first_probe and max(beside) < first_probe
 
 
 def test_non_chief_worker_writes_nothing(log_dir, monkeypatch):

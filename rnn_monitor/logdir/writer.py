@@ -21,12 +21,17 @@ from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_
 from tensorboard.compat.tensorflow_stub import dtypes as tf_dtypes
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
-from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
 from tensorboard.util import tensor_util
 
 from rnn_monitor.logdir import images, metadata
 from rnn_monitor.logdir.event_file import EventFile
+
+
+_DT_FLOAT = tf_dtypes.float32.as_datatype_enum
+_SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
+_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class SummaryWriter:
@@ -46,7 +51,11 @@ class SummaryWriter:
         self._writer.add(event)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self._add(scalar_summary.scalar_pb(tag, float(value)).value[0], step)
+        """A standard scalar, the bytes of TensorBoard's `scalar_pb` (a float32 tensor with
+        the scalars plugin's metadata), built directly: a hundred or so per epoch, and
+        `scalar_pb` spends most of its 0.1 ms each on `make_tensor_proto`."""
+        tensor = tensor_pb2.TensorProto(dtype=_DT_FLOAT, tensor_shape=_SCALAR_SHAPE, float_val=[float(value)])
+        self._add(summary_pb2.Summary.Value(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor), step)
 
     def histogram(self, tag: str, values: np.ndarray, step: int, buckets: int = 30) -> None:
         """Histogram of the finite entries (non-finite ones are counted elsewhere), in the

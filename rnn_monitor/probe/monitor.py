@@ -39,6 +39,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
@@ -252,9 +253,18 @@ class ProbeMonitor:
             )
             self._cannot(f"refused:{name}", "%s", message)
 
-    def log_epoch(self, epoch: int, record: EpochRecord) -> None:
+    def log_epoch(self, epoch: int, record: EpochRecord, beside: Optional[Beside] = None) -> None:
+        """Probe, measure and write one logged epoch. `beside` (another part's numpy work) runs
+        on a second thread while the probe's graph runs, and is joined before anything here
+        writes or touches `record` (`rnn_monitor.beside`)."""
         began = time.perf_counter()
-        raw = self.run()
+        if beside is not None:
+            beside.start()
+        try:
+            raw = self.run()
+        finally:
+            if beside is not None:
+                beside.join()
         statics = raw.pop("__static__")
         self._refuse(self._unroller.refusals)
         loss = raw.pop("__loss__", None)

@@ -3,7 +3,7 @@ and the weight heatmap image, for every monitored layer, at every logged epoch."
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -30,9 +30,18 @@ class WeightMonitor:
         self.weight_images = weight_images
         self._previous: dict[str, dict] = {}
 
-    def log_epoch(self, epoch: int, record: EpochRecord) -> None:
+    def snapshot(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every monitored layer's weights as numpy, by layer name and role (the only part
+        that reads TensorFlow variables; `log_epoch` can then run on another thread)."""
+        return {info.name: info.weight_arrays() for info in self.infos}
+
+    def log_epoch(self, epoch: int, record: EpochRecord, snapshot: Optional[dict] = None) -> None:
+        """Statistics, histograms and images of one logged epoch, from `snapshot` (taken now
+        when not given)."""
+        if snapshot is None:
+            snapshot = self.snapshot()
         for info in self.infos:
-            arrays = info.weight_arrays()
+            arrays = snapshot[info.name]
             blocks = info.gate_blocks(arrays)
             stats = gate_statistics(blocks, self._previous.get(info.name))
             for name, value in stats.items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tensorboard.util import tensor_util
 
-from rnn_monitor.logdir.writer import packed_proto
+from rnn_monitor.logdir.writer import SummaryWriter, packed_proto
 
 
 @pytest.mark.parametrize("array", [
@@ -64,3 +64,15 @@ def test_histogram_is_read_by_tensorboards_histogram_plugin(tmp_path):
     table = tensor_util.make_ndarray(event.tensor_proto)
     assert table.shape == (30, 3) and table[:, 2].sum() == 3  # the Inf is not in it
     assert table[0, 0] == 1.0 and table[-1, 1] == 4.0
+
+
+@pytest.mark.parametrize("value", [0.0, -1.5, 1 / 3, 1e-42, 3.5e38, 1e300, float("nan"), float("inf"), -float("inf"), 7])
+def test_scalar_is_tensorboards_scalar_pb(tmp_path, value):
+    from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+
+    writer = SummaryWriter(str(tmp_path))
+    written = []
+    writer._add = lambda summary_value, step: written.append(summary_value)
+    writer.scalar("a/b", value, 3)
+    expected = scalar_summary.scalar_pb("a/b", value).value[0]
+    assert written[0].SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
