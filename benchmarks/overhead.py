@@ -25,6 +25,7 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
     python benchmarks/overhead.py --scale    # probe at T=1000, 3 x LSTM 512, batch 64
     python benchmarks/overhead.py --interpret  # importance and generation, in training steps
     python benchmarks/overhead.py --probe-parts  # the probe's graph in parts, in training steps
+    python benchmarks/overhead.py --epoch-end-ab # the epoch end without its concurrency, one process
 """
 
 from __future__ import annotations
@@ -357,6 +358,64 @@ def probe_parts(rounds: int = 9) -> dict:
     return {name: {"seconds": round(v, 4), "training_steps": round(v / step, 2)} for name, v in median.items()}
 
 
+def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
+    """The monitor's epoch end with each of its two concurrency mechanisms switched off, in one
+    process: three monitors on one reference model, one epoch each in turn (rotated every
+    round, the tracing epoch dropped), medians, in seconds and in training steps of the same
+    process. ``serial``: one segment in flight in the hand-written reverse pass
+    (`adjoint.SEGMENTS_IN_FLIGHT = 1`) and the weight part after the probe; ``in_flight``: two
+    segments in flight; ``default``: and the weight part beside the probe's graph
+    (`rnn_monitor.beside`), as shipped."""
+    from rnn_monitor import RNNMonitor
+    from rnn_monitor.model import adjoint
+
+    shipped = adjoint.SEGMENTS_IN_FLIGHT
+
+    class Switched(RNNMonitor):
+        def __init__(self, *args, in_flight: int, beside: bool, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.in_flight, self.beside, self.seconds = in_flight, beside, []
+
+        def _weights_beside(self, epoch, record):
+            part = super()._weights_beside(epoch, record)
+            if part is not None and not self.beside:
+                part.finish()  # here, before the probe, as before `beside` existed
+                return None
+            return part
+
+        def _log_epoch(self, epoch, logs=None):
+            adjoint.SEGMENTS_IN_FLIGHT = self.in_flight  # read when the probe is traced
+            began = time.perf_counter()
+            try:
+                super()._log_epoch(epoch, logs)
+            finally:
+                adjoint.SEGMENTS_IN_FLIGHT = shipped
+            self.seconds.append(time.perf_counter() - began)
+
+    x, y, chars = dataset(steps * BATCH)
+    model = reference_model(len(chars))
+    setups = {"serial": dict(in_flight=1, beside=False), "in_flight": dict(in_flight=shipped, beside=False),
+              "default": dict(in_flight=shipped, beside=True)}
+    with tempfile.TemporaryDirectory() as root:
+        monitors = {name: Switched(os.path.join(root, name), probe_data=(x[:BATCH], y[:BATCH]),
+                                   vocabulary=chars, **kw) for name, kw in setups.items()}
+        step_times: list = []
+        names = list(setups)
+        for r in range(rounds + 1):
+            for name in names[r % 3 :] + names[: r % 3]:
+                timer = _step_timer()
+                model.fit(x, y, batch_size=BATCH, epochs=r + 1, initial_epoch=r, verbose=0,
+                          callbacks=[timer, monitors[name]], shuffle=False)
+                if r:
+                    step_times.extend(timer.times)
+    step = statistics.median(step_times)
+    out = {"step_seconds": round(step, 4), "rounds": rounds}
+    for name, monitor in monitors.items():
+        median = statistics.median(monitor.seconds[1:])
+        out[name] = {"seconds": round(median, 4), "training_steps": round(median / step, 2)}
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 steps per epoch, 2 timed rounds")
@@ -371,6 +430,8 @@ def main(argv=None) -> int:
                         help="the interpretability part's epoch-end cost (importance, generation)")
     parser.add_argument("--probe-parts", action="store_true",
                         help="the probe's graph in parts, in training steps of the reference model")
+    parser.add_argument("--epoch-end-ab", action="store_true",
+                        help="the epoch end with segments in flight and the weight part beside the probe switched off")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.scale:
@@ -379,6 +440,8 @@ def main(argv=None) -> int:
         result = interpret_cost()
     elif args.probe_parts:
         result = probe_parts()
+    elif args.epoch_end_ab:
+        result = epoch_end_ab()
     else:
         steps = args.steps or (40 if args.quick else 200)
         rounds = args.rounds or (2 if args.quick else 5)
