@@ -334,8 +334,14 @@ def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, stats: Any,
         elif shared:
             parts["flow"] = tf.norm(e, axis=-1)
         red_tas = {name: red_tas[name].write(s, value) for name, value in parts.items()}
-        flags = tf.logical_and(valid_seg[:, :, None], tf.logical_not(tf.math.is_finite(e)))
-        bad = bad + tf.reduce_sum(tf.cast(flags, tf.float32))
+
+        def count_nonfinite():
+            flags = tf.logical_and(valid_seg[:, :, None], tf.logical_not(tf.math.is_finite(e)))
+            return tf.reduce_sum(tf.cast(flags, tf.float32))
+
+        # Every e is finite when its sums of |e| are (NaN and Inf propagate): count only then.
+        bad = bad + tf.cond(tf.reduce_all(tf.math.is_finite(parts["grad_abs_sum"])),
+                            lambda: tf.constant(0.0), count_nonfinite)
         at_seg = last - lo
         here = tf.logical_and(at_seg >= 0, at_seg < n)
         picked = tf.gather_nd(e, tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1))

@@ -130,10 +130,10 @@ class UnitStats:
         if kind == "lstm":
             gates, fused, c_rec, tanh_c = rebuilt["gates"], rebuilt["sig"], rebuilt["c_rec"], rebuilt["tanh_c"]
             c_raw = self.rows(self.kept["c"][lo:hi])
-            h_rec = gates["o"] * tanh_c
+            h_rec = gates["o"][:, :r] * tanh_c[:, :r]  # only the checked rows
             obs["c"] = tf.cast(c_raw, tf.float32)
             recon = tf.maximum(
-                _masked_rel_diff(h_rec[:, :r], h_rows[:, :r], vm[:, :r]),
+                _masked_rel_diff(h_rec, h_rows[:, :r], vm[:, :r]),
                 _masked_rel_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
             )
             obs.update(gates)

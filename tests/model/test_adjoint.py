@@ -116,6 +116,31 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
         assert results[True][info.name]["acc"]["recon"] < 1e-5
 
 
+@pytest.mark.parametrize("hand_written", [True, False])
+def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written, monkeypatch):
+    """A NaN in the output layer's kernel makes dL/dh NaN at every valid step of every layer
+    below it: each pass counts exactly (valid tokens) x units non-finite gradients per layer
+    (the count is skipped only when every sum of |dL/dh| is finite)."""
+    monkeypatch.setattr(adjoint, "ON", hand_written)
+    keras.utils.set_random_seed(4)
+    x, y = _padded_tokens([7, 3, 7, 5], 7, seed=4)
+    inp = keras.Input((7,), dtype="int32")
+    h = L.Embedding(9, 4, mask_zero=True)(inp)
+    h = L.LSTM(5, return_sequences=True, name="low")(h)
+    h = L.LSTM(4, name="high")(h)
+    model = keras.Model(inp, L.Dense(3, name="out")(h))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    kernel = model.get_layer("out").kernel
+    planted = kernel.numpy()
+    planted[1, 2] = np.nan
+    kernel.assign(planted)
+    infos = find_rnn_layers(model)
+    out = unroll.Unroller(model, infos, Thresholds(), 2, gradients=True).run(tf.constant(x), tf.constant(y))
+    valid = int((x != 0).sum())
+    assert float(out["low"]["grad_nonfinite"]) == valid * 5
+    assert float(out["high"]["grad_nonfinite"]) == valid * 4
+
+
 class _OwnLSTMCell(L.LSTMCell):
     """A subclass: its `call` may differ from Keras's, so the generic pass serves it."""
 
