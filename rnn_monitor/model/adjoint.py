@@ -7,9 +7,10 @@ input and weight gradients one step at a time; the temporal flow pays for a seco
 For the stock cells everything a step's adjoint needs can instead be rebuilt vectorized over a
 whole segment from what the forward already keeps (h and c of every step): the pre-activations
 ``z = x K + h_prev R + b`` and the gates' derivatives. What is left sequential per step is a few
-elementwise products and one matmul with the recurrent kernel; the input and weight gradients
+elementwise products and the product with the recurrent kernel (for an LSTM two matmuls, the
+[i f g] and [o] blocks, so that dz is never concatenated per step); the input and weight gradients
 are a few large matmuls per segment. The temporal flow's adjoint (the state chain alone) rides
-in the same step as a second row block of that matmul.
+in the same step as a second row block of those matmuls.
 
 Exactness. This is the same chain rule as autodiff of Keras's cell (`keras/src/layers/rnn/
 lstm.py`, `gru.py`; the formulas are those of `rnn_monitor.model.gates`), only evaluated in a

@@ -69,7 +69,7 @@ def average_input(
         rows = (np.arange(window) * depth + wins.reshape(n, window)).ravel()
         onehot = sparse.csc_matrix((np.ones(n * window), rows, np.arange(0, n * window + 1, window)),
                                    shape=(window * depth, n))
-        out = np.ascontiguousarray((onehot @ flat_w).reshape(window, depth, units).transpose(2, 0, 1))
+        out = (onehot @ flat_w).reshape(window, depth, units).transpose(2, 0, 1)  # a view, no copy
     else:
         xf = np.asarray(x, dtype=np.float64)
         win_ok = _windows(np.isfinite(xf).all(axis=2), window).all(axis=2)  # [B, P]
@@ -81,4 +81,4 @@ def average_input(
     total = weights.sum(axis=(0, 1))  # [U]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(total[:, None, None] > 0, out / np.where(total > 0, total, 1.0)[:, None, None], 0.0)
-    return out.astype(np.float32)
+    return np.ascontiguousarray(out, dtype=np.float32)
