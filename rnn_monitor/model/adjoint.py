@@ -318,8 +318,8 @@ def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, stats: Any,
             lambda k, *_: k >= 0, step, (n - 1, d_h, d_states, d_carry) + tas,
             maximum_iterations=n, parallel_iterations=1,
         )
-        parts = [ta.stack() for ta in dz_tas]
-        dz = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)  # [n, B, 4U or 3U]
+        stacked = [ta.stack() for ta in dz_tas]
+        dz = stacked[0] if len(stacked) == 1 else tf.concat(stacked, axis=-1)  # [n, B, 4U or 3U]
         e, d_out = e_ta.stack(), o_ta.stack()  # [n, B, U]
         dx, dw = adj.grads(x, prev, pre, dz)
         d_w = {name: d_w[name] + g for name, g in dw.items()}
