@@ -7,6 +7,8 @@ kernel and bias stacked, gate boundaries marked) and the gradient-over-time heat
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -79,19 +81,23 @@ MAX_WEIGHT_PIXELS = 100_000  # a weight image's pixels before enlarging (about 1
 
 def max_abs_pool(mat: np.ndarray, factor: int) -> np.ndarray:
     """[H, W] -> [ceil(H/f), ceil(W/f)]: each block's entry of largest magnitude, sign kept (the
-    colour scale's extremes survive); a block with a NaN or Inf is NaN (shown as non-finite)."""
+    colour scale's extremes survive; a tie between +a and -a shows +a); a block with a NaN or
+    Inf is NaN (shown as non-finite). From each block's max and min (no sort, no gather)."""
     if factor <= 1:
         return mat
     h, w = mat.shape
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
     padded = np.zeros((hp, wp))
     padded[:h, :w] = mat
-    blocks = padded.reshape(hp // factor, factor, wp // factor, factor).transpose(0, 2, 1, 3)
-    blocks = blocks.reshape(hp // factor, wp // factor, factor * factor)
-    finite = np.isfinite(blocks)
-    safe = np.where(finite, blocks, 0.0)
-    pick = np.take_along_axis(safe, np.abs(safe).argmax(axis=-1)[..., None], axis=-1)[..., 0]
-    return np.where(finite.all(axis=-1), pick, np.nan)
+    blocks = padded.reshape(hp // factor, factor, wp // factor, factor)
+    # f x f strided slices folded in turn: numpy reduces a short inner axis slowly (15x here)
+    high, low = blocks[:, 0, :, 0].copy(), blocks[:, 0, :, 0].copy()
+    for i in range(factor):
+        for j in range(factor):
+            np.maximum(high, blocks[:, i, :, j], out=high)  # NaN propagates
+            np.minimum(low, blocks[:, i, :, j], out=low)
+    pick = np.where(high >= -low, high, low)
+    return np.where(np.isfinite(high) & np.isfinite(low), pick, np.nan)
 
 
 def pool_factor(rows: int, cols: int, max_pixels: int = MAX_WEIGHT_PIXELS) -> int:
@@ -151,14 +157,62 @@ def weight_pool(mats: Sequence[np.ndarray], max_pixels: int = MAX_WEIGHT_PIXELS)
     return pool_factor(rows, cols, max_pixels)
 
 
+# Moduli tried, in turn, to index a palette's colours without sorting the pixels (`_palette`).
+_MODULI = (4093, 16381, 65521, 262139, 1048573)
+
+
 def _palette(rgb: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """(uint8 index image, [n, 3] colours) when `rgb` has at most 256 colours, else None."""
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    colors, index = np.unique(packed, return_inverse=True)
-    if len(colors) > 256:
+    """(uint8 index image, [n, 3] colours) when `rgb` has at most 256 colours, else None.
+
+    The colours come from PIL's `getcolors` (a hash table in C); each pixel's index is then
+    looked up by its packed colour modulo a number at which the image's colours do not collide
+    (exact: every pixel's colour is one of them). About 6x faster than `np.unique`'s sort.
+    """
+    found = Image.fromarray(rgb).getcolors(256)
+    if found is None:
         return None
-    palette = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1).astype(np.uint8)
-    return index.reshape(packed.shape).astype(np.uint8), palette
+    palette = np.array([colour for _, colour in found], dtype=np.uint8).reshape(-1, 3)
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    keys = (palette[:, 0].astype(np.uint32) << 16) | (palette[:, 1].astype(np.uint32) << 8) | palette[:, 2]
+    for modulus in _MODULI:
+        slots = keys % modulus
+        if len(np.unique(slots)) == len(keys):
+            table = np.zeros(modulus, np.uint8)
+            table[slots] = np.arange(len(keys), dtype=np.uint8)
+            return table[packed % modulus], palette
+    _, index = np.unique(packed, return_inverse=True)  # every modulus collided
+    return index.reshape(packed.shape).astype(np.uint8), palette[np.argsort(keys)]
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def palette_png(index: np.ndarray, palette: np.ndarray, enlarge: int = 1) -> bytes:
+    """PNG bytes of an 8-bit palette image (`index` [H, W] uint8 into `palette` [n, 3] uint8),
+    enlarged `enlarge` times (nearest neighbour), written directly.
+
+    Why not PIL: its encoder leaves palette rows unfiltered and runs zlib's default strategy,
+    about 9 ms for a gradient heatmap enlarged 4x. Here the first row of each enlarged block is
+    Sub-filtered (a run of one colour becomes zeros), its copies are Up-filtered (all zeros),
+    and zlib runs its run-length strategy: about 1.5 ms, the same pixels, about the same bytes
+    (PNG specification, filter types 1 and 2).
+    """
+    index = np.ascontiguousarray(index, dtype=np.uint8)
+    height, width = index.shape
+    f = max(1, int(enlarge))
+    row = np.repeat(index, f, axis=1) if f > 1 else index
+    raw = np.zeros((height, f, width * f + 1), np.uint8)
+    raw[:, 0, 0] = 1  # Sub: each byte minus the one to its left (modulo 256)
+    raw[:, 0, 1] = row[:, 0]
+    np.subtract(row[:, 1:], row[:, :-1], out=raw[:, 0, 2:])
+    raw[:, 1:, 0] = 2  # Up: the row above repeated, so all zeros
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = packer.compress(raw.tobytes()) + packer.flush()
+    header = struct.pack(">IIBBBBB", width * f, height * f, 8, 3, 0, 0, 0)  # 8-bit palette
+    plte = np.ascontiguousarray(palette, dtype=np.uint8).reshape(-1, 3).tobytes()
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"PLTE", plte)
+            + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
 
 
 def encode_png(rgb: np.ndarray, enlarge: int = 1) -> bytes:
@@ -173,12 +227,9 @@ def encode_png(rgb: np.ndarray, enlarge: int = 1) -> bytes:
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     found = _palette(rgb)
-    if found is None:
-        image = Image.fromarray(upscale_by(rgb, enlarge)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    else:
-        index, palette = found
-        image = Image.fromarray(upscale_by(index, enlarge), mode="P")
-        image.putpalette(palette.ravel().tolist())
+    if found is not None:
+        return palette_png(found[0], found[1], enlarge)
+    image = Image.fromarray(upscale_by(rgb, enlarge)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -68,3 +68,27 @@ def test_png_palette_keeps_every_colour_of_a_heatmap_exactly():
     np.testing.assert_array_equal(shown[17::18, 17::18], rgb)
     noisy = np.random.default_rng(2).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)  # > 256 colours
     assert Image.open(io.BytesIO(images.encode_png(noisy))).size == (40, 40)
+
+
+def test_palette_png_is_the_enlarged_image_pixel_for_pixel(monkeypatch):
+    """The PNG written directly (Sub / Up filtered rows) decodes to exactly the input enlarged
+    by repetition, whichever way a pixel's palette index was found (the modulus lookup, or the
+    sort when every modulus collides)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    colours = rng.integers(0, 256, size=(256, 3), dtype=np.uint8)
+    colours[1] = colours[0] + np.array([0, 0, 1], np.uint8)  # near-duplicates stay distinct
+    for shape, factor in (((17, 23), 1), ((9, 31), 4), ((1, 1), 7), ((40, 3), 2)):
+        rgb = colours[rng.integers(0, 256, size=shape)]
+        rgb[0, 0] = colours[0]
+        rgb[-1, -1] = colours[1]
+        for moduli in (images._MODULI, (1,)):
+            monkeypatch.setattr(images, "_MODULI", moduli)
+            index, palette = images._palette(rgb)
+            np.testing.assert_array_equal(palette[index], rgb)
+            png = images.encode_png(rgb, factor)
+            decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+            np.testing.assert_array_equal(decoded, np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1))
