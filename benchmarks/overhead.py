@@ -26,6 +26,7 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
     python benchmarks/overhead.py --interpret  # importance and generation, in training steps
     python benchmarks/overhead.py --probe-parts  # the probe's graph in parts, in training steps
     python benchmarks/overhead.py --epoch-end-ab # the epoch end without its concurrency, one process
+    python benchmarks/overhead.py --background-ab  # the epoch end on a thread during the next epoch
 """
 
 from __future__ import annotations
@@ -416,6 +417,89 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
     return out
 
 
+def background_ab(rounds: int = 16, steps: int = 20) -> dict:
+    """Would the epoch end cost less on a thread while the next epoch trains? A question, not a
+    shipped mode: the whole epoch end (probe graph, weights, unit descriptions, writes) of a
+    clone of the reference model, its weights copied at the epoch's end, runs on a thread during
+    the next epoch. Its cost is the copy plus the training time that epoch loses against an
+    epoch without it (paired, the order alternating each round), in training steps; the
+    shipped, synchronous epoch end is timed in the same process for comparison."""
+    import threading
+
+    import keras
+
+    from rnn_monitor import RNNMonitor
+
+    x, y, chars = dataset(steps * BATCH)
+    model = reference_model(len(chars))
+    clone = keras.models.clone_model(model)
+    clone.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with tempfile.TemporaryDirectory() as root:
+        background = RNNMonitor(os.path.join(root, "background"), probe_data=(x[:BATCH], y[:BATCH]), vocabulary=chars)
+        background.set_model(clone)
+        background.on_train_begin()
+        synchronous = RNNMonitor(os.path.join(root, "sync"), probe_data=(x[:BATCH], y[:BATCH]), vocabulary=chars)
+        epoch = 0
+
+        def train_one(callbacks):
+            nonlocal epoch
+            timer = _step_timer()
+            model.fit(x, y, batch_size=BATCH, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                      callbacks=[timer] + callbacks, shuffle=False)
+            epoch += 1
+            return timer.times
+
+        train_one([synchronous])  # traces the synchronous monitor's probe
+        clone.set_weights(model.get_weights())
+        background._log_epoch(0, {})  # traces the clone's probe
+        plain, lost, copy, thread_seconds, sync_seconds, step_times = [], [], [], [], [], []
+        for r in range(rounds):
+            pair = {}
+            for kind in (("plain", "background") if r % 2 == 0 else ("background", "plain")):
+                if kind == "plain":
+                    pair[kind] = sum(times := train_one([]))
+                    step_times.extend(times)
+                    continue
+                began = time.perf_counter()
+                clone.set_weights(model.get_weights())
+                took: dict = {}
+
+                def work(at=epoch):
+                    start = time.perf_counter()
+                    background._log_epoch(at, {})
+                    took["s"] = time.perf_counter() - start
+
+                thread = threading.Thread(target=work)
+                thread.start()
+                copy.append(time.perf_counter() - began)
+                pair[kind] = sum(train_one([]))
+                thread.join()
+                thread_seconds.append(took["s"])
+            lost.append(pair["background"] - pair["plain"])
+            plain.append(pair["plain"])
+            began = time.perf_counter()
+            synchronous.on_epoch_end(epoch, {})
+            sync_seconds.append(time.perf_counter() - began)
+        background.on_train_end()
+    step = statistics.median(step_times)
+    in_steps = lambda v: round(v / step, 2)  # noqa: E731
+    return {
+        "step_seconds": round(step, 4),
+        "rounds": rounds,
+        "background": {
+            "copy_training_steps": in_steps(statistics.median(copy)),
+            "training_lost_median_steps": in_steps(statistics.median(lost)),
+            "training_lost_mean_steps": in_steps(statistics.mean(lost)),
+            # a neighbour's burst lands in one epoch of a pair: the tenth of rounds at each end out
+            "training_lost_trimmed_mean_steps": in_steps(statistics.mean(
+                sorted(lost)[len(lost) // 10 : len(lost) - len(lost) // 10])),
+            "training_lost_each_round": [in_steps(v) for v in lost],
+            "thread_wall_steps": in_steps(statistics.median(thread_seconds)),
+        },
+        "synchronous_epoch_end_steps": in_steps(statistics.median(sync_seconds)),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 steps per epoch, 2 timed rounds")
@@ -432,6 +516,8 @@ def main(argv=None) -> int:
                         help="the probe's graph in parts, in training steps of the reference model")
     parser.add_argument("--epoch-end-ab", action="store_true",
                         help="the epoch end with segments in flight and the weight part beside the probe switched off")
+    parser.add_argument("--background-ab", action="store_true",
+                        help="the whole epoch end on a thread while the next epoch trains, against the shipped one")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.scale:
@@ -442,6 +528,8 @@ def main(argv=None) -> int:
         result = probe_parts()
     elif args.epoch_end_ab:
         result = epoch_end_ab()
+    elif args.background_ab:
+        result = background_ab(args.rounds or 16)
     else:
         steps = args.steps or (40 if args.quick else 200)
         rounds = args.rounds or (2 if args.quick else 5)
