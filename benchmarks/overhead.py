@@ -452,7 +452,7 @@ def background_ab(rounds: int = 16, steps: int = 20) -> dict:
         train_one([synchronous])  # traces the synchronous monitor's probe
         clone.set_weights(model.get_weights())
         background._log_epoch(0, {})  # traces the clone's probe
-        plain, lost, copy, thread_seconds, sync_seconds, step_times = [], [], [], [], [], []
+        lost, copy, thread_seconds, sync_seconds, step_times = [], [], [], [], []
         for r in range(rounds):
             pair = {}
             for kind in (("plain", "background") if r % 2 == 0 else ("background", "plain")):
@@ -476,7 +476,6 @@ def background_ab(rounds: int = 16, steps: int = 20) -> dict:
                 thread.join()
                 thread_seconds.append(took["s"])
             lost.append(pair["background"] - pair["plain"])
-            plain.append(pair["plain"])
             began = time.perf_counter()
             synchronous.on_epoch_end(epoch, {})
             sync_seconds.append(time.perf_counter() - began)
