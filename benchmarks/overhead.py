@@ -27,6 +27,7 @@ probe batch 64): wall time and the peak resident memory it adds on top of a trai
     python benchmarks/overhead.py --probe-parts  # the probe's graph in parts, in training steps
     python benchmarks/overhead.py --epoch-end-ab # the epoch end without its concurrency, one process
     python benchmarks/overhead.py --background-ab  # the epoch end on a thread during the next epoch
+    python benchmarks/overhead.py --phases       # the epoch end in each epoch's own steps, split at the graph
 """
 
 from __future__ import annotations
@@ -417,6 +418,56 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
     return out
 
 
+def phases(epochs: int = 16, steps: int = 20) -> dict:
+    """The shipped epoch end inside one `fit`, each logged epoch in training steps of *its own*
+    epoch (the median step of the epoch it ends: the machine's speed drifts within a run), split
+    into the probe's graph (with the weight part beside it) and the work after the graph (unit
+    descriptions, statistics, writes, alerts, scalars). The tracing epoch is dropped."""
+    from rnn_monitor import RNNMonitor
+
+    class Timed(RNNMonitor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seconds, self.graph = [], []
+
+        def _log_epoch(self, epoch, logs=None):
+            probe = self._parts.get("probe")
+            if probe is not None and "run" not in vars(probe):
+                run = probe.run
+
+                def timed_run():
+                    began = time.perf_counter()
+                    try:
+                        return run()
+                    finally:
+                        self.graph.append(time.perf_counter() - began)
+
+                probe.run = timed_run
+            began = time.perf_counter()
+            super()._log_epoch(epoch, logs)
+            self.seconds.append(time.perf_counter() - began)
+
+    x, y, chars = dataset(steps * BATCH)
+    model = reference_model(len(chars))
+    timer = _step_timer()
+    with tempfile.TemporaryDirectory() as root:
+        monitor = Timed(root, probe_data=(x[:BATCH], y[:BATCH]), vocabulary=chars)
+        model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer, monitor], shuffle=False)
+    own = [statistics.median(timer.times[e * steps : (e + 1) * steps]) for e in range(epochs)]
+    rows = list(zip(own, monitor.seconds, monitor.graph))[1:]
+    end = [s / step for step, s, _ in rows]
+    graph = [g / step for step, _, g in rows]
+    after = [(s - g) / step for step, s, g in rows]
+    r2 = lambda v: round(v, 2)  # noqa: E731
+    return {
+        "step_seconds_median": round(statistics.median(timer.times), 4),
+        "epochs_timed": len(rows),
+        "epoch_end_steps": {"median": r2(statistics.median(end)), "each": [r2(v) for v in end]},
+        "graph_steps": {"median": r2(statistics.median(graph)), "each": [r2(v) for v in graph]},
+        "after_graph_steps": {"median": r2(statistics.median(after)), "each": [r2(v) for v in after]},
+    }
+
+
 def background_ab(rounds: int = 16, steps: int = 20) -> dict:
     """Would the epoch end cost less on a thread while the next epoch trains? A question, not a
     shipped mode: the whole epoch end (probe graph, weights, unit descriptions, writes) of a
@@ -517,6 +568,8 @@ def main(argv=None) -> int:
                         help="the epoch end with segments in flight and the weight part beside the probe switched off")
     parser.add_argument("--background-ab", action="store_true",
                         help="the whole epoch end on a thread while the next epoch trains, against the shipped one")
+    parser.add_argument("--phases", action="store_true",
+                        help="the epoch end inside one fit, in each epoch's own training steps, split at the graph")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.scale:
@@ -527,6 +580,8 @@ def main(argv=None) -> int:
         result = probe_parts()
     elif args.epoch_end_ab:
         result = epoch_end_ab()
+    elif args.phases:
+        result = phases(args.rounds or 16, args.steps or 20)
     elif args.background_ab:
         result = background_ab(args.rounds or 16)
     else:
