@@ -20,6 +20,7 @@ import keras
 
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
+from rnn_monitor.model.backend import kept_random_state
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
@@ -306,6 +307,11 @@ class RNNMonitor(keras.callbacks.Callback):
         self._guard("writer", lambda writer: writer.flush())
 
     def _log_epoch(self, epoch: int, logs: Optional[dict] = None) -> None:
+        # The parts call the model; its dropout seeds must be where training left them.
+        with kept_random_state(self.model):
+            self._log_parts(epoch, logs)
+
+    def _log_parts(self, epoch: int, logs: Optional[dict] = None) -> None:
         record = EpochRecord(epoch)
         record.set_logs(logs)  # the loss trend the alert rules read
         weights = self._weights_beside(epoch, record)

@@ -228,3 +228,34 @@ def test_fit_failing_on_bad_probe_data_leaves_no_headless_event_file(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == "" and "OK: no alerts in 1 run(s)" in proc.stdout
+
+
+def test_a_seeded_run_with_dropout_trains_the_same_with_the_monitor(tmp_path):
+    """Keras draws an RNN cell's dropout masks from its seed generator even at training=False,
+    so the monitor's own calls of the model (probe, importance) must leave the generators as
+    training left them: the same seeds give the same weights with and without the monitor."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 6, 3)).astype("float32")
+    y = (rng.random(size=(32, 1)) > 0.5).astype("float32")
+
+    def train(callbacks):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([
+            keras.Input((6, 3)),
+            keras.layers.LSTM(8, dropout=0.3, recurrent_dropout=0.3, return_sequences=True, name="lstm"),
+            keras.layers.GRU(4, dropout=0.2, name="gru"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1, activation="sigmoid"),  # a classifier: importance runs too
+        ])
+        model.compile("adam", "binary_crossentropy")
+        keras.utils.set_random_seed(4)
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+        return [w.copy() for w in model.get_weights()]
+
+    plain = train([])
+    monitor = RNNMonitor(str(tmp_path / "logs"), probe_data=(x[:8], y[:8]), importance=True)
+    monitored = train([monitor])
+    assert monitor._parts.get("probe") is not None and monitor._parts.get("interpret") is not None
+    assert len(plain) == len(monitored)
+    for a, b in zip(plain, monitored):
+        np.testing.assert_array_equal(a, b)

@@ -19,6 +19,7 @@ tf_keras is never imported here: a tf.keras 2 model can only exist when it alrea
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from typing import Any, Iterator, Optional
 
@@ -144,6 +145,55 @@ def sum_parts(grads: list, parts: list) -> list:
         out.append(chunk[0] if len(chunk) == 1 else tf.add_n(chunk))
         start += len(group)
     return out
+
+
+def _seed_states(model: Any) -> list:
+    """The state variables of the Keras 3 random seed generators the model's layers own (an RNN
+    cell with dropout has one, so has a Dropout layer) and of Keras's global one, if it exists.
+    tf.keras 2 draws its dropout masks only when training: nothing to keep there."""
+    if engine_of(model) != KERAS:
+        return []
+    states = []
+    layers = model._flatten_layers(include_self=True, recursive=True) if hasattr(model, "_flatten_layers") else [model]
+    for layer in layers:
+        states.extend(sg.state for sg in getattr(layer, "_seed_generators", ()))
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+        shared = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    except ImportError:  # pragma: no cover - another Keras layout
+        shared = None
+    if shared is not None:
+        states.append(shared.state)
+    return list({id(v): v for v in states}.values())
+
+
+@contextlib.contextmanager
+def kept_random_state(model: Any) -> Iterator[None]:
+    """Run the monitor's own calls of the model without moving its random streams.
+
+    Why: Keras 3's `RNN.call` draws the cell's dropout masks from the cell's seed generator even
+    when ``training=False``, so every inference call the monitor makes (the probe, importance,
+    generation) would advance it, and a seeded run would train differently with the monitor
+    than without it. The generators' states are put back as they were, also when the body
+    raises."""
+    saved = []
+    try:
+        saved = [(v, v.numpy()) for v in _seed_states(model)]
+    except Exception:  # noqa: BLE001 - an unusual model: monitor without keeping them
+        logging.getLogger("rnn_monitor").debug("rnn_monitor: cannot read the model's seed states", exc_info=True)
+    try:
+        yield
+    finally:
+        for var, value in saved:
+            try:
+                var.assign(value)
+            except Exception:  # noqa: BLE001 - training goes on; say it once per epoch
+                logging.getLogger("rnn_monitor").warning(
+                    "rnn_monitor: could not restore the random seed state %r after the epoch's probe; "
+                    "dropout masks of this run may differ from a run without the monitor",
+                    getattr(var, "path", getattr(var, "name", "?")))
 
 
 @contextlib.contextmanager
