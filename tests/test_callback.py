@@ -233,7 +233,8 @@ def test_fit_failing_on_bad_probe_data_leaves_no_headless_event_file(tmp_path):
 def test_a_seeded_run_with_dropout_trains_the_same_with_the_monitor(tmp_path):
     """Keras draws an RNN cell's dropout masks from its seed generator even at training=False,
     so the monitor's own calls of the model (probe, importance) must leave the generators as
-    training left them: the same seeds give the same weights with and without the monitor."""
+    training left them: the same seeds give the same weights (and losses, which the probe's loss
+    must not feed either) with and without the monitor."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(32, 6, 3)).astype("float32")
     y = (rng.random(size=(32, 1)) > 0.5).astype("float32")
@@ -249,8 +250,8 @@ def test_a_seeded_run_with_dropout_trains_the_same_with_the_monitor(tmp_path):
         ])
         model.compile("adam", "binary_crossentropy")
         keras.utils.set_random_seed(4)
-        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
-        return [w.copy() for w in model.get_weights()]
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+        return [w.copy() for w in model.get_weights()] + [np.asarray(history.history["loss"])]
 
     plain = train([])
     monitor = RNNMonitor(str(tmp_path / "logs"), probe_data=(x[:8], y[:8]), importance=True)
