@@ -589,12 +589,17 @@ def main(argv=None) -> int:
         rounds = args.rounds or (2 if args.quick else 5)
         with tempfile.TemporaryDirectory() as log_root:
             result = overhead(steps, rounds, log_root)
+    emit(result, args.json)
+    return 0
+
+
+def emit(result: dict, json_path=None) -> None:
+    """Print `result` as JSON, and write it to `json_path` too when given."""
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
+    if json_path:
+        with open(json_path, "w") as handle:
             handle.write(text + "\n")
-    return 0
 
 
 if __name__ == "__main__":
