@@ -260,3 +260,22 @@ def test_a_seeded_run_with_dropout_trains_the_same_with_the_monitor(tmp_path):
     assert len(plain) == len(monitored)
     for a, b in zip(plain, monitored):
         np.testing.assert_array_equal(a, b)
+
+
+def test_probe_data_as_a_dict_is_matched_to_the_inputs_by_name(tmp_path):
+    """Keras matches a dict of arrays to a functional model's inputs by name, whatever the
+    dict's order; so does the probe (model.inputs here are ordered aux, seq)."""
+    seq_in, aux_in = keras.Input((6, 3), name="seq"), keras.Input((2,), name="aux")
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([keras.layers.GRU(4, name="gru")(seq_in), aux_in]))
+    model = keras.Model({"seq": seq_in, "aux": aux_in}, out)
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x = {"seq": rng.normal(size=(16, 6, 3)).astype("float32"), "aux": rng.normal(size=(16, 2)).astype("float32")}
+    y = rng.normal(size=(16, 1)).astype("float32")
+    model.fit(x, y, epochs=1, verbose=0,
+              callbacks=[RNNMonitor(str(tmp_path / "ok"), probe_data=(x, y), alerts=False)])
+    grads = load_run(str(tmp_path / "ok")).timestep_gradients("gru")
+    assert grads.shape == (1, 6, 4) and np.isfinite(grads).all() and (grads > 0).any()
+    wrong = {"seq": x["seq"][:, :, :2], "aux": x["aux"]}
+    with pytest.raises(ValueError, match=r"probe_data x\['seq'\] has shape \(16, 6, 2\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(tmp_path / "bad"), probe_data=(wrong, y))])

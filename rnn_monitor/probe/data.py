@@ -79,10 +79,41 @@ def expected_shapes(model: Any) -> Optional[list]:
         return None
 
 
+def _input_names(model: Any) -> list:
+    """The names of the model's inputs, in the order of `model.inputs` (Keras matches a dict of
+    arrays to them by name, whatever the dict's order)."""
+    names = []
+    for tensor in getattr(model, "inputs", None) or []:
+        name = getattr(tensor, "name", None)
+        names.append(name.split(":")[0] if isinstance(name, str) else None)
+    return names
+
+
+def _matched_names(x: Any, model: Any) -> Optional[list]:
+    """The model's input names when `x` is a dict keyed by exactly those names, else None."""
+    if not isinstance(x, Mapping):
+        return None
+    names = _input_names(model)
+    if names and len(names) == len(x) and all(n in x for n in names):
+        return names
+    return None
+
+
+def input_arrays(x: Any, model: Any) -> list:
+    """The arrays of `x` in the order of the model's inputs: a dict keyed by the inputs' names is
+    matched by name, as Keras does; a list, a single array or any other dict in its own order."""
+    names = _matched_names(x, model)
+    if names is not None:
+        return [x[n] for n in names]
+    if isinstance(x, Mapping):
+        return list(x.values())
+    return list(x) if isinstance(x, list) else [x]
+
+
 def validate_x(x: Any, model: Any) -> None:
     """A ValueError that says what to pass when `x` does not fit the model's inputs."""
     expected = expected_shapes(model)
-    arrays = list(x.values()) if isinstance(x, Mapping) else list(x) if isinstance(x, list) else [x]
+    arrays = input_arrays(x, model)
     for arr in arrays:
         if not isinstance(arr, np.ndarray) or arr.ndim < 1:
             raise ValueError(
@@ -95,13 +126,15 @@ def validate_x(x: Any, model: Any) -> None:
             f"probe_data x has {len(arrays)} input array(s) but the model takes {len(expected)} "
             f"input(s) of shapes {expected}"
         )
-    for arr, shape in zip(arrays, expected):
+    names = _matched_names(x, model)
+    for k, (arr, shape) in enumerate(zip(arrays, expected)):
+        label = f"[{names[k]!r}]" if names is not None else ""
         bad = len(arr.shape) != len(shape) or any(
             want is not None and got != want for got, want in zip(arr.shape[1:], shape[1:])
         )
         if bad:
             raise ValueError(
-                f"probe_data x has shape {arr.shape} but the model expects inputs of shape "
+                f"probe_data x{label} has shape {arr.shape} but the model expects inputs of shape "
                 f"{shape} (None = any size; from model.inputs). Pass a batch shaped like the "
                 "training data."
             )
