@@ -21,6 +21,7 @@ import keras
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
 from rnn_monitor.model.backend import kept_random_state
+from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
@@ -113,18 +114,19 @@ class RNNMonitor(keras.callbacks.Callback):
         raise_errors: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        every = _count("every", every, minimum=1)
         if not log_dir:
             raise ValueError("log_dir is required: the directory TensorBoard will read")
         self.log_dir = os.fspath(log_dir)
         self.probe_data = probe_data
         self.vocabulary = vocabulary
         self.every = every
+        if isinstance(layers, str):  # one layer's name, not its characters
+            layers = [layers]
         self.layer_names = list(layers) if layers is not None else None
         self.histograms = histograms
         self.images = images
-        self.text_samples = int(text_samples)
+        self.text_samples = _count("text_samples", text_samples, minimum=0)
         self.max_timesteps = max_timesteps
         self.units = list(units) if units is not None else None
         self.unit_samples = unit_samples
@@ -133,10 +135,9 @@ class RNNMonitor(keras.callbacks.Callback):
         if importance not in ("auto", True, False):
             raise ValueError(f"importance must be 'auto', True or False, got {importance!r}")
         self.importance = importance
-        if max_copies is not None and (isinstance(max_copies, bool) or not isinstance(max_copies, numbers.Integral)
-                                       or max_copies < 1):
-            raise ValueError(f"max_copies must be a positive integer or None, got {max_copies!r}")
-        self.max_copies = None if max_copies is None else int(max_copies)
+        self.max_copies = None if max_copies is None else _count("max_copies", max_copies, minimum=1, none="None")
+        if max_bytes_per_epoch is not None:
+            max_bytes_per_epoch = _count("max_bytes_per_epoch", max_bytes_per_epoch, minimum=1, none="None for no cap")
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
         self.alerts_enabled = alerts
@@ -343,6 +344,11 @@ class RNNMonitor(keras.callbacks.Callback):
             return
         try:
             action(part)
+        except ProbeDataError as exc:
+            if self.raise_errors:
+                raise
+            logger.error("rnn_monitor: the %s part is switched off for this run, training goes on: %s", name, exc)
+            self._parts[name] = None
         except Exception:
             if self.raise_errors:
                 raise
@@ -353,6 +359,15 @@ class RNNMonitor(keras.callbacks.Callback):
                 traceback.format_exc(),
             )
             self._parts[name] = None
+
+
+def _count(name: str, value: Any, minimum: int, none: str = "") -> int:
+    """`value` as an int when it is a whole number >= `minimum` (numpy integers too, not bools),
+    else a ValueError that names the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}{' or ' + none if none else ''}, got {value!r}")
+    return int(value)
 
 
 def _write_scalars(writer: SummaryWriter, record: EpochRecord) -> None:

@@ -4,6 +4,8 @@ in the README and can be set through `RNNMonitor(thresholds={...})`."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Mapping, Optional
 
 # What one logged epoch may write by default: keeps the reference model (Embedding 32 ->
@@ -52,6 +54,9 @@ class Thresholds:
             raise ValueError(
                 f"unknown threshold(s) {unknown}; known thresholds: {sorted(known)}"
             )
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"threshold {name} must be a finite number, got {value!r}")
         return cls(**values)
 
 

@@ -54,7 +54,20 @@ def test_bad_arguments_are_clear_errors(log_dir):
         RNNMonitor(log_dir, every=0)
     with pytest.raises(ValueError, match="unknown threshold.*dead_sd.*known thresholds"):
         RNNMonitor(log_dir, thresholds={"dead_sd": 1})
+    # a wrong type is named at construction, not found by the first epoch end
+    with pytest.raises(ValueError, match="threshold dead_std must be a finite number, got '0.001'"):
+        RNNMonitor(log_dir, thresholds={"dead_std": "0.001"})
+    with pytest.raises(ValueError, match="max_bytes_per_epoch must be a positive integer or None for no cap, got '1MB'"):
+        RNNMonitor(log_dir, max_bytes_per_epoch="1MB")
+    with pytest.raises(ValueError, match="text_samples must be an integer >= 0, got 'x'"):
+        RNNMonitor(log_dir, text_samples="x")
+    with pytest.raises(ValueError, match="every must be a positive integer, got True"):
+        RNNMonitor(log_dir, every=True)
+    assert RNNMonitor(log_dir, every=np.int64(2), max_copies=np.int32(3)).every == 2
     x, y = _data()
+    monitor = RNNMonitor(log_dir, layers="lstm")  # one name, not its characters
+    _model().fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
+    assert [info.name for info in monitor.infos] == ["lstm"]
     with pytest.raises(ValueError, match=r"\['nope'\] are not recurrent layers.*'lstm'"):
         _model().fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, layers=["nope"])])
 
@@ -279,3 +292,25 @@ def test_probe_data_as_a_dict_is_matched_to_the_inputs_by_name(tmp_path):
     wrong = {"seq": x["seq"][:, :, :2], "aux": x["aux"]}
     with pytest.raises(ValueError, match=r"probe_data x\['seq'\] has shape \(16, 6, 2\)"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(tmp_path / "bad"), probe_data=(wrong, y))])
+
+
+def test_probe_data_the_model_itself_cannot_take_is_said_as_such(log_dir, caplog):
+    """Ids past the Embedding or a y the loss cannot take are found only by running the model:
+    the part is switched off with a message that blames the data and says what to pass, not
+    as the monitor's own failure; with raise_errors it is a ProbeDataError."""
+    from rnn_monitor.probe.data import ProbeDataError
+
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(10, 4),
+                              keras.layers.LSTM(4, return_sequences=True), keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 10, (16, 6)).astype("int32"), rng.integers(0, 10, (16, 6))
+    past = np.full((4, 6), 12, "int32")
+    with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(past, y[:4]))])
+    assert len(history.history["loss"]) == 2
+    assert "the model itself fails on probe_data" in caplog.text and "is not in [0, 10)" in caplog.text
+    assert "Please report" not in caplog.text
+    with pytest.raises(ProbeDataError, match=r"target.shape=\(4, 6, 2\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[
+            RNNMonitor(log_dir + "2", probe_data=(x[:4], rng.integers(0, 10, (4, 6, 2))), raise_errors=True)])

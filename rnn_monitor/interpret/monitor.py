@@ -15,7 +15,7 @@ import numpy as np
 from rnn_monitor.config import GenerateConfig
 from rnn_monitor.distribute import cluster_size
 from rnn_monitor.logdir import metadata
-from rnn_monitor.probe.data import first_array, unpack_probe_data
+from rnn_monitor.probe.data import blame_the_data, first_array, unpack_probe_data
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -196,7 +196,11 @@ class InterpretMonitor:
 
     def log_epoch(self, epoch: int, record: Any = None) -> None:
         if self.importance and self._logged % self.importance_every == 0:
-            self._log_importance(epoch)
+            try:
+                self._log_importance(epoch)
+            except Exception as exc:
+                blame_the_data(self.model, self.x, exc)
+                raise
         self._logged += 1
         if self.generate_config is not None:
             self._log_generation(epoch)

@@ -3,9 +3,14 @@ it against the model's inputs, and cut it to the last `max_timesteps` steps."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import re
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
+
+
+class ProbeDataError(ValueError):
+    """The model itself fails on the probe data: the user's data, not the monitor, needs a fix."""
 
 
 def _is_dataset(data: Any) -> bool:
@@ -138,3 +143,30 @@ def validate_x(x: Any, model: Any) -> None:
                 f"{shape} (None = any size; from model.inputs). Pass a batch shaped like the "
                 "training data."
             )
+
+
+def blame_the_data(model: Any, x: Any, error: BaseException, loss: Optional[Callable[[Any], Any]] = None) -> None:
+    """After a part failed on the probe data with `error`: when Keras's own forward of `model` on
+    `x` (and `loss` of its prediction) fails too, the data is at fault, and a ProbeDataError says
+    so and what to pass (ids past an Embedding, strings, a y the loss cannot take are only found
+    by running the model). Otherwise return, and the caller re-raises `error`."""
+    try:
+        prediction = model(x, training=False)
+        if loss is not None:
+            loss(prediction)
+    except Exception as own:  # noqa: BLE001 - anything the model raises on this data
+        raise ProbeDataError(
+            f"the model itself fails on probe_data ({type(own).__name__}: {_gist(own)}); pass probe_data=(x, y) "
+            "like a training batch: the same dtypes and shapes, token ids below the Embedding's "
+            "input_dim, y as the compiled loss expects"
+        ) from error
+
+
+def _gist(error: BaseException) -> str:
+    """The line of an error message that says what went wrong: Keras wraps an op's error between
+    "Exception encountered when calling ..." and "Arguments received by ..." lines, and
+    TensorFlow prefixes it with ``{{function_node ...}}`` and terminal colours."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m|\{\{function_node [^}]*\}\}", "", line).strip()
+             for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Exception encountered", "Arguments received", "•"))]
+    return (lines[0] if lines else type(error).__name__)[:300]

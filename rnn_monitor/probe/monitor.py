@@ -44,7 +44,9 @@ from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.backend import has_compiled_loss
-from rnn_monitor.probe.data import expected_shapes, first_array, slice_time, unpack_probe_data, validate_x
+from rnn_monitor.probe.data import (
+    blame_the_data, expected_shapes, first_array, slice_time, unpack_probe_data, validate_x,
+)
 from rnn_monitor.probe.layer_stats import layer_stats, state_names
 from rnn_monitor.probe.units import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
@@ -235,7 +237,14 @@ class ProbeMonitor:
         """Run the probe; numpy results per layer (processing order, see `rnn_monitor.model.unroll`)."""
         if self._unroller is None:
             self.start()
-        return self._unroller.run(self.x, self.y, self.sample_weight)
+        try:
+            return self._unroller.run(self.x, self.y, self.sample_weight)
+        except Exception as exc:
+            loss = None
+            if self.gradients:
+                loss = lambda y_pred: self._unroller._loss(self.x, self.y, y_pred, self.sample_weight)  # noqa: E731
+            blame_the_data(self.model, self.x, exc, loss)
+            raise
 
     def _cannot(self, key: str, message: str, *args: Any) -> None:
         """Something this layer cannot have measured: a warning once, an error with raise_errors."""
