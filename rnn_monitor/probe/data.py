@@ -156,9 +156,9 @@ def blame_the_data(model: Any, x: Any, error: BaseException, loss: Optional[Call
             loss(prediction)
     except Exception as own:  # noqa: BLE001 - anything the model raises on this data
         raise ProbeDataError(
-            f"the model itself fails on probe_data ({type(own).__name__}: {_gist(own)}); pass probe_data=(x, y) "
-            "like a training batch: the same dtypes and shapes, token ids below the Embedding's "
-            "input_dim, y as the compiled loss expects"
+            f"the model itself fails on probe_data ({type(own).__name__}: {_gist(own)}); if it trains "
+            "on its training data, pass probe_data=(x, y) like a training batch: the same dtypes and "
+            "shapes, token ids below the Embedding's input_dim, y as the compiled loss expects"
         ) from error
 
 
