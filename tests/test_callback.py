@@ -289,6 +289,11 @@ def test_probe_data_as_a_dict_is_matched_to_the_inputs_by_name(tmp_path):
               callbacks=[RNNMonitor(str(tmp_path / "ok"), probe_data=(x, y), alerts=False)])
     grads = load_run(str(tmp_path / "ok")).timestep_gradients("gru")
     assert grads.shape == (1, 6, 4) and np.isfinite(grads).all() and (grads > 0).any()
+    import tensorflow as tf
+
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y))  # one sequence per element
+    with pytest.raises(ValueError, match=r"without its batch axis.*dataset.batch\(32\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(tmp_path / "ds"), probe_data=unbatched)])
     wrong = {"seq": x["seq"][:, :, :2], "aux": x["aux"]}
     with pytest.raises(ValueError, match=r"probe_data x\['seq'\] has shape \(16, 6, 2\)"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(str(tmp_path / "bad"), probe_data=(wrong, y))])

@@ -138,10 +138,14 @@ def validate_x(x: Any, model: Any) -> None:
             want is not None and got != want for got, want in zip(arr.shape[1:], shape[1:])
         )
         if bad:
+            short = len(arr.shape) == len(shape) - 1 and tuple(arr.shape) == tuple(
+                got if want is None else want for got, want in zip(arr.shape, shape[1:]))
+            hint = (" It looks like one sequence without its batch axis: pass a batch (a tf.data.Dataset "
+                    "must be batched, e.g. dataset.batch(32))." if short else "")
             raise ValueError(
                 f"probe_data x{label} has shape {arr.shape} but the model expects inputs of shape "
                 f"{shape} (None = any size; from model.inputs). Pass a batch shaped like the "
-                "training data."
+                f"training data.{hint}"
             )
 
 

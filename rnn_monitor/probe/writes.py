@@ -66,12 +66,27 @@ def encode_tokens(x: Any, vocabulary: Any, text_samples: int, say_once: Callable
     rows = x[: min(text_samples, x.shape[0])]
     vocab = vocabulary
 
-    def decode(i: int) -> bytes:
+    missing = object()
+
+    def token(i: int) -> Any:
         try:
-            tok = vocab[int(i)]
+            return vocab[int(i)]
         except (IndexError, KeyError, TypeError):
-            tok = f"<{int(i)}>"
-        return str(tok).encode("utf-8")
+            return missing
+
+    past = [int(i) for i in np.unique(x) if token(i) is missing]
+    if past:
+        say_once(
+            "tokens-past",
+            "rnn_monitor: probe token ids %s are not in the vocabulary (%s entries); they show as <id> "
+            "in the text view (pass the vocabulary the ids were made with)",
+            ", ".join(map(str, past[:5])) + (", ..." if len(past) > 5 else ""),
+            len(vocab) if hasattr(vocab, "__len__") else "?",
+        )
+
+    def decode(i: int) -> bytes:
+        tok = token(i)
+        return str(tok if tok is not missing else f"<{int(i)}>").encode("utf-8")
 
     return np.array([[decode(i) for i in row] for row in rows], dtype=object)
 

@@ -73,3 +73,15 @@ def test_nan_state_is_counted_not_crashing(log_dir):
     assert ("state h", None) in wheres and ("gate", "i") in wheres and ("gradient", None) in wheres
     # the NaN reaches every unit through the recurrent kernel at the next step
     assert record.scalars["lstm"]["exploding_ratio"] == 1.0
+
+
+def test_token_ids_outside_the_vocabulary_show_as_ids_and_are_said_once():
+    from rnn_monitor.probe.writes import encode_tokens
+
+    said = []
+    x = np.array([[0, 1, 5], [2, 7, 1]], dtype=np.int32)
+    tokens = encode_tokens(x, ["a", "b", "c"], 2, lambda key, message, *args: said.append(message % args))
+    assert tokens.tolist() == [[b"a", b"b", b"<5>"], [b"c", b"<7>", b"b"]]
+    assert len(said) == 1 and "ids 5, 7 are not in the vocabulary (3 entries)" in said[0]
+    said.clear()
+    assert encode_tokens(x[:, :2] % 3, ["a", "b", "c"], 2, lambda *a: said.append(a)).shape == (2, 2) and not said
