@@ -20,7 +20,7 @@ import keras
 
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
-from rnn_monitor.model.backend import kept_random_state
+from rnn_monitor.model.backend import kept_state
 from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
@@ -308,8 +308,9 @@ class RNNMonitor(keras.callbacks.Callback):
         self._guard("writer", lambda writer: writer.flush())
 
     def _log_epoch(self, epoch: int, logs: Optional[dict] = None) -> None:
-        # The parts call the model; its dropout seeds must be where training left them.
-        with kept_random_state(self.model):
+        # The parts call the model; its carried states and dropout seeds must stay where
+        # training left them.
+        with kept_state(self.model):
             self._log_parts(epoch, logs)
 
     def _log_parts(self, epoch: int, logs: Optional[dict] = None) -> None:

@@ -147,16 +147,19 @@ def sum_parts(grads: list, parts: list) -> list:
     return out
 
 
-def _seed_states(model: Any) -> list:
-    """The state variables of the Keras 3 random seed generators the model's layers own (an RNN
-    cell with dropout has one, so has a Dropout layer) and of Keras's global one, if it exists.
-    tf.keras 2 draws its dropout masks only when training: nothing to keep there."""
+def _layers(model: Any) -> list:
+    """The model and every layer inside it (both engines), nested ones included."""
+    flatten = getattr(model, "_flatten_layers", None)
+    return list(flatten(include_self=True, recursive=True)) if flatten is not None else [model]
+
+
+def _seed_states(layers: list, model: Any) -> list:
+    """The state variables of the Keras 3 random seed generators the layers own (an RNN cell with
+    dropout has one, so has a Dropout layer) and of Keras's global one, if it exists. tf.keras 2
+    draws its dropout masks only when training: nothing to keep there."""
     if engine_of(model) != KERAS:
         return []
-    states = []
-    layers = model._flatten_layers(include_self=True, recursive=True) if hasattr(model, "_flatten_layers") else [model]
-    for layer in layers:
-        states.extend(sg.state for sg in getattr(layer, "_seed_generators", ()))
+    states = [sg.state for layer in layers for sg in getattr(layer, "_seed_generators", ())]
     try:
         from keras.src.backend.common import global_state
         from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
@@ -166,33 +169,46 @@ def _seed_states(model: Any) -> list:
         shared = None
     if shared is not None:
         states.append(shared.state)
-    return list({id(v): v for v in states}.values())
+    return states
+
+
+def _carried_states(layers: list) -> list:
+    """The state variables of stateful recurrent layers (assigned by every call of the layer)."""
+    import tensorflow as tf
+
+    return [v for layer in layers if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None
+            for v in tf.nest.flatten(layer.states) if hasattr(v, "assign")]
 
 
 @contextlib.contextmanager
-def kept_random_state(model: Any) -> Iterator[None]:
-    """Run the monitor's own calls of the model without moving its random streams.
+def kept_state(model: Any) -> Iterator[None]:
+    """Run the monitor's own calls of the model without changing what training carries on with:
+    the carried states of stateful layers and the random seed generators.
 
-    Why: Keras 3's `RNN.call` draws the cell's dropout masks from the cell's seed generator even
-    when ``training=False``, so every inference call the monitor makes (the probe, importance,
-    generation) would advance it, and a seeded run would train differently with the monitor
-    than without it. The generators' states are put back as they were, also when the body
-    raises."""
+    Why: every call of a stateful layer assigns its states; and Keras 3's `RNN.call` draws the
+    cell's dropout masks from the cell's seed generator even when ``training=False``, so every
+    inference call the monitor makes (the probe, importance, generation) would advance it, and
+    a seeded run would train differently with the monitor than without it. Both are put back as
+    they were, also when the body raises."""
     saved = []
     try:
-        saved = [(v, v.numpy()) for v in _seed_states(model)]
+        layers = _layers(model)
+        variables = _seed_states(layers, model) + _carried_states(layers)
+        saved = [(v, v.numpy()) for v in {id(v): v for v in variables}.values()]
     except Exception:  # noqa: BLE001 - an unusual model: monitor without keeping them
-        logging.getLogger("rnn_monitor").debug("rnn_monitor: cannot read the model's seed states", exc_info=True)
+        logging.getLogger("rnn_monitor").warning(
+            "rnn_monitor: cannot read the model's carried states and random seeds; the monitor's "
+            "calls of the model may change them", exc_info=True)
     try:
         yield
     finally:
         for var, value in saved:
             try:
                 var.assign(value)
-            except Exception:  # noqa: BLE001 - training goes on; say it once per epoch
+            except Exception:  # noqa: BLE001 - training goes on
                 logging.getLogger("rnn_monitor").warning(
-                    "rnn_monitor: could not restore the random seed state %r after the epoch's probe; "
-                    "dropout masks of this run may differ from a run without the monitor",
+                    "rnn_monitor: could not restore %r after the monitor's calls of the model; this run "
+                    "may train differently from one without the monitor",
                     getattr(var, "path", getattr(var, "name", "?")))
 
 

@@ -728,22 +728,10 @@ class Unroller:
 
     def run(self, x, y=None, sample_weight=None) -> dict:
         """Execute the probe and return every result as numpy."""
-        # A stateful layer assigns its state variables in `call`: keep the user's states as
-        # they were before the probe.
-        state_vars = [
-            v
-            for info in self.infos
-            if getattr(info.layer, "stateful", False) and getattr(info.layer, "states", None) is not None
-            for v in tf.nest.flatten(info.layer.states)
-        ]
-        state_vars = list({id(v): v for v in state_vars}.values())  # a stack's cells share the layer
-        saved = [v.numpy() for v in state_vars]
-        try:
-            with _without_arithmetic_optimizer():
-                out = self._fn(x, y, sample_weight)
-        finally:
-            for var, value in zip(state_vars, saved):
-                var.assign(value)
+        # A stateful layer assigns its state variables in `call`, a dropout cell draws from its
+        # seed generator: keep the user's as they were before the probe.
+        with backend.kept_state(self.model), _without_arithmetic_optimizer():
+            out = self._fn(x, y, sample_weight)
         out = tf.nest.map_structure(lambda t: t.numpy(), out)
         # [steps per segment, segments] per layer: how the last probe checkpointed its loops
         self.segments = {name: tuple(int(v) for v in value) for name, value in out.pop("__segments__").items()}

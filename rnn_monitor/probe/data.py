@@ -154,10 +154,13 @@ def blame_the_data(model: Any, x: Any, error: BaseException, loss: Optional[Call
     `x` (and `loss` of its prediction) fails too, the data is at fault, and a ProbeDataError says
     so and what to pass (ids past an Embedding, strings, a y the loss cannot take are only found
     by running the model). Otherwise return, and the caller re-raises `error`."""
+    from rnn_monitor.model.backend import kept_state
+
     try:
-        prediction = model(x, training=False)
-        if loss is not None:
-            loss(prediction)
+        with kept_state(model):  # a stateful model's states stay the user's
+            prediction = model(x, training=False)
+            if loss is not None:
+                loss(prediction)
     except Exception as own:  # noqa: BLE001 - anything the model raises on this data
         raise ProbeDataError(
             f"the model itself fails on probe_data ({type(own).__name__}: {_gist(own)}); if it trains "
