@@ -319,3 +319,23 @@ def test_probe_data_the_model_itself_cannot_take_is_said_as_such(log_dir, caplog
     with pytest.raises(ProbeDataError, match=r"target.shape=\(4, 6, 2\)"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[
             RNNMonitor(log_dir + "2", probe_data=(x[:4], rng.integers(0, 10, (4, 6, 2))), raise_errors=True)])
+
+
+def test_the_probe_leaves_every_stateful_layers_states_as_they_were(tmp_path):
+    """Monitored or not, every stateful layer the probe's forward runs through keeps the states
+    training left it (a call of a stateful layer assigns them)."""
+    import tensorflow as tf
+
+    inp = keras.Input(batch_shape=(4, 5, 3))
+    below = keras.layers.LSTM(3, stateful=True, return_sequences=True, name="below")
+    top = keras.layers.GRU(2, stateful=True, name="top")
+    model = keras.Model(inp, keras.layers.Dense(1)(top(below(inp))))
+    model.compile("adam", "mse")
+    x, y = _data(n=8)
+    monitor = RNNMonitor(str(tmp_path), probe_data=(x[:4], y[:4]), layers=["top"], alerts=False)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[monitor])
+    before = [v.numpy().copy() for layer in (below, top) for v in tf.nest.flatten(layer.states)]
+    assert any(np.abs(b).max() > 0 for b in before)
+    monitor._parts["probe"].run()
+    for b, v in zip(before, [v for layer in (below, top) for v in tf.nest.flatten(layer.states)]):
+        np.testing.assert_array_equal(b, v.numpy())
