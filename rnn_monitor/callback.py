@@ -345,20 +345,18 @@ class RNNMonitor(keras.callbacks.Callback):
             return
         try:
             action(part)
-        except ProbeDataError as exc:
+        except Exception as exc:
             if self.raise_errors:
                 raise
-            logger.error("rnn_monitor: the %s part is switched off for this run, training goes on: %s", name, exc)
-            self._parts[name] = None
-        except Exception:
-            if self.raise_errors:
-                raise
-            logger.error(
-                "rnn_monitor: the %s part failed and is switched off for this run; training "
-                "goes on. Please report this with the traceback:\n%s",
-                name,
-                traceback.format_exc(),
-            )
+            if isinstance(exc, ProbeDataError):  # the user's data, not the monitor: say what to pass
+                logger.error("rnn_monitor: the %s part is switched off for this run, training goes on: %s", name, exc)
+            else:
+                logger.error(
+                    "rnn_monitor: the %s part failed and is switched off for this run; training "
+                    "goes on. Please report this with the traceback:\n%s",
+                    name,
+                    traceback.format_exc(),
+                )
             self._parts[name] = None
 
 
