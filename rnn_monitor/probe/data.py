@@ -104,10 +104,10 @@ def _matched_names(x: Any, model: Any) -> Optional[list]:
     return None
 
 
-def input_arrays(x: Any, model: Any) -> list:
-    """The arrays of `x` in the order of the model's inputs: a dict keyed by the inputs' names is
-    matched by name, as Keras does; a list, a single array or any other dict in its own order."""
-    names = _matched_names(x, model)
+def _in_order(x: Any, names: Optional[list]) -> list:
+    """The arrays of `x` in the order of the model's inputs: a dict keyed by the inputs' `names`
+    (from `_matched_names`) by name, as Keras does; a list, a single array or any other dict in
+    its own order."""
     if names is not None:
         return [x[n] for n in names]
     if isinstance(x, Mapping):
@@ -118,7 +118,8 @@ def input_arrays(x: Any, model: Any) -> list:
 def validate_x(x: Any, model: Any) -> None:
     """A ValueError that says what to pass when `x` does not fit the model's inputs."""
     expected = expected_shapes(model)
-    arrays = input_arrays(x, model)
+    names = _matched_names(x, model)
+    arrays = _in_order(x, names)
     for arr in arrays:
         if not isinstance(arr, np.ndarray) or arr.ndim < 1:
             raise ValueError(
@@ -131,7 +132,6 @@ def validate_x(x: Any, model: Any) -> None:
             f"probe_data x has {len(arrays)} input array(s) but the model takes {len(expected)} "
             f"input(s) of shapes {expected}"
         )
-    names = _matched_names(x, model)
     for k, (arr, shape) in enumerate(zip(arrays, expected)):
         label = f"[{names[k]!r}]" if names is not None else ""
         bad = len(arr.shape) != len(shape) or any(
