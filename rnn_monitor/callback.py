@@ -21,6 +21,7 @@ import keras
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo, find_rnn_layers
 from rnn_monitor.model.backend import kept_state
+from rnn_monitor.model.patch import PATHS as PROBE_PATHS
 from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
@@ -67,6 +68,10 @@ class RNNMonitor(keras.callbacks.Callback):
         on_alert: called with each new alert record.
         stop_on: alert kinds that stop training after the epoch they are raised at (e.g.
             ``("nonfinite", "exploding")``); an unknown kind is a ValueError listing the kinds.
+        probe_path: how the probe runs each stock LSTM / GRU layer: "auto" (through the
+            layer's own fused kernel where the backend fuses it, on a GPU; elsewhere, and for
+            every other layer, the layer's cell stepped by Keras's own loop), "kernel" (the
+            kernel path wherever it applies, also on a CPU) or "loop".
         raise_errors: raise errors of the monitor itself instead of logging them.
     """
 
@@ -111,6 +116,7 @@ class RNNMonitor(keras.callbacks.Callback):
         alerts: bool = True,
         on_alert: Optional[Callable[[dict], Any]] = None,
         stop_on: Iterable[str] = (),
+        probe_path: str = "auto",
         raise_errors: bool = False,
     ) -> None:
         super().__init__()
@@ -143,6 +149,9 @@ class RNNMonitor(keras.callbacks.Callback):
         self.alerts_enabled = alerts
         self.on_alert = on_alert
         self.stop_on = check_stop_on(stop_on)
+        if probe_path not in PROBE_PATHS:
+            raise ValueError(f"probe_path must be one of {PROBE_PATHS}, got {probe_path!r}")
+        self.probe_path = probe_path
         self.raise_errors = raise_errors
 
         self.infos: list[RNNLayerInfo] = []
@@ -248,6 +257,7 @@ class RNNMonitor(keras.callbacks.Callback):
             images=self.images,
             max_bytes_per_epoch=self.max_bytes_per_epoch,
             raise_errors=self.raise_errors,
+            path=self.probe_path,
         )
         probe.start()  # validates probe data: a wrong shape is an error before training
         return probe

@@ -97,7 +97,7 @@ class _Stepper:
         """Feed one token: the model's output scores and each recurrent layer's states."""
         import keras
 
-        from rnn_monitor.model.gates import gru_gates, lstm_gates
+        from rnn_monitor.model.gates import gru_step, lstm_step
 
         tensor = np.array([[token]], dtype="int32")
         masked = self.mask_zero and token == 0
@@ -127,11 +127,11 @@ class _Stepper:
                     self.outputs[layer.name] = out
                     record = {"h": np.asarray(out)[0]}
                     if isinstance(cell, keras.layers.LSTMCell):
-                        gates, _, _ = lstm_gates(cell, x_t, prev[0], prev[1])
+                        gates, _, _ = lstm_step(cell, x_t, prev[0], prev[1])
                         record["c"] = np.asarray(new[1])[0]
                         record.update({k: np.asarray(v)[0] for k, v in gates.items()})
                     elif isinstance(cell, keras.layers.GRUCell):
-                        gates, _ = gru_gates(cell, x_t, prev[0])
+                        gates, _ = gru_step(cell, x_t, prev[0])
                         record.update({k: np.asarray(v)[0] for k, v in gates.items()})
                 seen[name] = record
                 tensor = out[:, None] if layer.return_sequences else out

@@ -15,14 +15,14 @@ _FORWARD: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 def forward(model: Any) -> Any:
-    """The model's inference call as one `tf.function` per model, relaxed to any batch and length
-    (`reduce_retracing`), so prefixes of every length do not each cost a trace. Called directly,
-    outside any `tf.distribute` replica context, like the probe."""
+    """The model's inference call compiled once per model by its backend (`tf.function` relaxed
+    to any batch and length, `jax.jit`). Called directly, outside any `tf.distribute` replica
+    context, like the probe."""
     fn = _FORWARD.get(model)
     if fn is None:
-        import tensorflow as tf
+        from rnn_monitor.backends import backend_for
 
-        fn = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        fn = backend_for(model).inference()
         _FORWARD[model] = fn
     return fn
 

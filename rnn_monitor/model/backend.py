@@ -80,6 +80,15 @@ def has_compiled_loss(model: Any) -> bool:
     return compiled is not None or bool(getattr(model, "losses", None))
 
 
+def compiled_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+    """The model's compiled loss on one batch, as its `fit` computes it, without side effects."""
+    if engine_of(model) == TF_KERAS:
+        return legacy_loss(model, x, y, y_pred, sample_weight)
+    if hasattr(model, "_compute_loss"):
+        return model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+    return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+
 def legacy_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
     """A tf.keras 2 model's loss on one batch, as its `fit` defines it, without side effects.
 
@@ -174,10 +183,15 @@ def _seed_states(layers: list, model: Any) -> list:
 
 def _carried_states(layers: list) -> list:
     """The state variables of stateful recurrent layers (assigned by every call of the layer)."""
-    import tensorflow as tf
+    from keras import tree
 
     return [v for layer in layers if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None
-            for v in tf.nest.flatten(layer.states) if hasattr(v, "assign")]
+            for v in tree.flatten(layer.states) if hasattr(v, "assign")]
+
+
+def carried_states(model: Any) -> list:
+    """The state variables of every stateful recurrent layer in `model` (nested ones included)."""
+    return _carried_states(_layers(model))
 
 
 @contextlib.contextmanager

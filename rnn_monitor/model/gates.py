@@ -1,62 +1,127 @@
-"""The stock cells' gate arithmetic, written out from their weights: Keras's own formulas
-(`keras/src/layers/rnn/lstm.py`, `gru.py`), so the probe can see the gates the cell computes
-internally. Each works on one step: inputs [B, D], states [B, units].
+"""The stock cells' gate arithmetic, written out from their weights in `keras.ops` (any backend):
+Keras's own formulas (`keras/src/layers/rnn/lstm.py`, `gru.py`, `conv_lstm.py`), so the probe can
+see the gates a cell computes internally and the kernel path can rebuild c and the gates around
+a fused layer.
+
+Vector cells take any leading axes: one step [B, D] or a block of steps [t, B, D]. Everything runs
+in float32 from the float32 variables, also when the layer computes in float16 (mixed
+precision): callers compare the rebuilt h (and c) with the cell's own values with a tolerance
+that follows the layer's dtype. Feature maps (ConvLSTM) keep their layout here; the caller
+splits their gates after moving the filters last (`rnn_monitor.probe.reductions.per_position`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+from typing import Any
 
-import keras
-import tensorflow as tf
-
-
-def lstm_gates(cell: Any, x_t: Any, h_prev: Any, c_prev: Any) -> tuple[dict, Any, Any]:
-    """``({i, f, g, o}, h, c)`` of one LSTM step (Keras's gate order i f c o; g is c~)."""
-    z = keras.ops.matmul(x_t, cell.kernel) + keras.ops.matmul(h_prev, cell.recurrent_kernel)
-    if cell.use_bias:
-        z = z + cell.bias
-    z0, z1, z2, z3 = tf.split(z, 4, axis=-1)
-    i = cell.recurrent_activation(z0)
-    f = cell.recurrent_activation(z1)
-    g = cell.activation(z2)
-    o = cell.recurrent_activation(z3)
-    c = f * c_prev + i * g
-    h = o * cell.activation(c)
-    return {"i": i, "f": f, "g": g, "o": o}, h, c
+from keras import ops
 
 
-def gru_gates(cell: Any, x_t: Any, h_prev: Any, dtype: Optional[Any] = None) -> tuple[dict, Any]:
-    """``({z, r, hh}, h)`` of one GRU step, for both `reset_after` layouts (hh is h~).
+def f32(value: Any) -> Any:
+    return ops.cast(value, "float32")
 
-    With `dtype` the weights are cast to it first (the probe rebuilds gates in float32 also
-    when the layer computes in float16)."""
-    weight = (lambda v: tf.cast(v, dtype)) if dtype is not None else (lambda v: v)  # noqa: E731
+
+def spatial_shape(cell: Any, state_shape: tuple) -> tuple[tuple[int, ...], bool]:
+    """``(spatial dims, channels_first)`` of a state [B, ...] (shape as a tuple): () for a vector."""
+    if len(state_shape) <= 2:
+        return (), False
+    first = getattr(cell, "data_format", None) == "channels_first"
+    dims = tuple(state_shape[2:] if first else state_shape[1:-1])
+    if any(d is None for d in dims):
+        raise ValueError(f"its state has spatial dimensions {dims} that are not static")
+    return tuple(int(d) for d in dims), first
+
+
+def positions(spatial: tuple[int, ...]) -> int:
+    return int(math.prod(spatial)) if spatial else 1
+
+
+def _split(values: Any, parts: int) -> list:
+    return ops.split(values, parts, axis=-1)
+
+
+def lstm_preactivations(cell: Any, x: Any, h_prev: Any) -> Any:
+    """z = x W + h U + b of all four gates (Keras's order i, f, c, o), in the state's layout:
+    vectors [..., 4 units]; feature maps [L0, L1, ...] (two leading axes, e.g. batch and time) as
+    one convolution with all four gates' kernels, equal to Keras's four (a convolution is linear
+    in its output channels)."""
+    kernel, recurrent = f32(cell.kernel), f32(cell.recurrent_kernel)
+    bias = f32(cell.bias) if cell.use_bias else None
+    x, h_prev = f32(x), f32(h_prev)
+    if len(h_prev.shape) <= 3:
+        z = ops.matmul(x, kernel) + ops.matmul(h_prev, recurrent)
+        return z + bias if bias is not None else z
+    lead = tuple(ops.shape(x)[:2])
+    merged_x = ops.reshape(x, (-1,) + tuple(ops.shape(x)[2:]))
+    merged_h = ops.reshape(h_prev, (-1,) + tuple(ops.shape(h_prev)[2:]))
+    z = ops.conv(merged_x, kernel, strides=cell.strides, padding=cell.padding,
+                 data_format=cell.data_format, dilation_rate=cell.dilation_rate)
+    z = z + ops.conv(merged_h, recurrent, strides=1, padding="same", data_format=cell.data_format)
+    if bias is not None:
+        rank = len(z.shape)
+        first = cell.data_format == "channels_first"
+        z = z + ops.reshape(bias, (1, -1) + (1,) * (rank - 2) if first else (1,) * (rank - 1) + (-1,))
+    return ops.reshape(z, lead + tuple(ops.shape(z)[1:]))
+
+
+def lstm_from_preactivations(cell: Any, z: Any, c_prev: Any) -> tuple[dict, Any, Any]:
+    """``({i, f, g, o}, c, tanh(c))`` from the pre-activations and the carried c (same layout)."""
+    zi, zf, zg, zo = _split(z, 4)
+    gates = {
+        "i": cell.recurrent_activation(zi),
+        "f": cell.recurrent_activation(zf),
+        "g": cell.activation(zg),
+        "o": cell.recurrent_activation(zo),
+    }
+    c = gates["f"] * f32(c_prev) + gates["i"] * gates["g"]
+    return gates, c, cell.activation(c)
+
+
+def lstm_step(cell: Any, x: Any, h_prev: Any, c_prev: Any) -> tuple[dict, Any, Any]:
+    """``({i, f, g, o}, h, c)`` of an LSTM (vector) cell, for one step or a block of steps."""
+    gates, c, tanh_c = lstm_from_preactivations(cell, lstm_preactivations(cell, x, h_prev), c_prev)
+    return gates, gates["o"] * tanh_c, c
+
+
+def gru_step(cell: Any, x: Any, h_prev: Any) -> tuple[dict, Any]:
+    """``({z, r, hh}, h)`` of a GRU cell in both `reset_after` layouts (hh is h~), for one step
+    or a block of steps."""
     units = cell.units
-    matrix_x = keras.ops.matmul(x_t, weight(cell.kernel))
+    x, h_prev = f32(x), f32(h_prev)
+    kernel, recurrent = f32(cell.kernel), f32(cell.recurrent_kernel)
+    matrix_x = ops.matmul(x, kernel)
     input_bias = recurrent_bias = None
     if cell.use_bias:
-        bias = weight(cell.bias)
-        if cell.reset_after:
-            input_bias, recurrent_bias = bias[0], bias[1]
-        else:
-            input_bias = bias
+        bias = f32(cell.bias)
+        input_bias, recurrent_bias = (bias[0], bias[1]) if cell.reset_after else (bias, None)
     if input_bias is not None:
         matrix_x = matrix_x + input_bias
-    x_z, x_r, x_h = tf.split(matrix_x, 3, axis=-1)
-    rk = weight(cell.recurrent_kernel)
+    x_z, x_r, x_h = _split(matrix_x, 3)
     if cell.reset_after:
-        inner = keras.ops.matmul(h_prev, rk)
+        inner = ops.matmul(h_prev, recurrent)
         if recurrent_bias is not None:
             inner = inner + recurrent_bias
-        r_z, r_r, r_h = inner[:, :units], inner[:, units : 2 * units], inner[:, 2 * units :]
+        r_z, r_r, r_h = _split(inner, 3)
         z = cell.recurrent_activation(x_z + r_z)
         r = cell.recurrent_activation(x_r + r_r)
         hh = cell.activation(x_h + r * r_h)
     else:
-        inner = keras.ops.matmul(h_prev, rk[:, : 2 * units])
-        z = cell.recurrent_activation(x_z + inner[:, :units])
-        r = cell.recurrent_activation(x_r + inner[:, units:])
-        hh = cell.activation(x_h + keras.ops.matmul(r * h_prev, rk[:, 2 * units :]))
+        inner = ops.matmul(h_prev, recurrent[:, : 2 * units])
+        z = cell.recurrent_activation(x_z + inner[..., :units])
+        r = cell.recurrent_activation(x_r + inner[..., units:])
+        hh = cell.activation(x_h + ops.matmul(r * h_prev, recurrent[:, 2 * units :]))
     h = z * h_prev + (1.0 - z) * hh
     return {"z": z, "r": r, "hh": hh}, h
+
+
+def linear_recurrence(a: Any, b: Any, axis: int = 1, reverse: bool = False) -> Any:
+    """x_t = b_t + a_t * x_{t-1} along `axis` (``reverse``: x_t = b_t + a_t * x_{t+1}), x = 0
+    before the first step: an associative scan (log-depth, no step loop)."""
+
+    def compose(earlier, later):  # the map of `later` after the map of `earlier`
+        return earlier[0] * later[0], later[1] + later[0] * earlier[1]
+
+    b = f32(b)
+    out = ops.associative_scan(compose, (f32(a), b), reverse=reverse, axis=axis)[1]
+    return ops.reshape(out, ops.shape(b))  # TensorFlow's scan loses the static shape

@@ -1,6 +1,6 @@
-"""Step a Keras recurrent cell by hand, one time step at a time: the layer's own cell, or each
-cell of a `StackedRNNCells` in turn, so that the probe can touch the state of every (sub-)cell
-between two steps.
+"""Step a Keras recurrent cell by hand, one time step at a time, on any Keras backend: the layer's
+own cell, or each cell of a `StackedRNNCells` in turn, so that the probe can touch the state of
+every (sub-)cell between two steps.
 
 What a cell carries is read from what it returns, not from its attributes. Its states are
 flattened (any `state_size`: an int, a list, nested lists; vectors [B, units] or feature maps
@@ -11,7 +11,7 @@ flattened (any `state_size`: an int, a list, nested lists; vectors [B, units] or
   the output at t and what step t+1 starts from ("direct");
 * else the first state with the output's shape (a cell that computes its output beside its
   states): h_t is what step t+1 starts from, the output at t is a separate tensor;
-* else none: the probe can only watch the output (`Slot.h` is None).
+* else none: the probe can only watch the output (`CellLayout.h` is None).
 
 `CellStepper.layout` finds this with one dry step on the first input; `CellStepper.step` runs
 one step and lets a hook rewrite each (sub-)cell's output and new states as they come out (the
@@ -25,7 +25,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional, Sequence
 
-import tensorflow as tf
+from keras import backend as keras_backend
+from keras import tree
 
 from rnn_monitor.model.anatomy import leaf_cells
 from rnn_monitor.model.backend import cell_call_kwargs, is_a
@@ -35,8 +36,8 @@ class UnsupportedCell(ValueError):
     """The cell returns something the probe cannot step (said to the user as the reason)."""
 
 
-@dataclasses.dataclass
-class Slot:
+@dataclasses.dataclass(frozen=True)
+class CellLayout:
     """Where one (sub-)cell's states sit in the layer's flat state list, and which is h."""
 
     path: tuple[int, ...]  # () for the layer's cell; (i,) for cell i of a StackedRNNCells
@@ -45,8 +46,9 @@ class Slot:
     count: int  # how many flat states the cell carries
     h: Optional[int]  # flat index (layer-wide) of the state called h; None: only the output
     direct: bool  # h is the output itself
-    out_template: Any = dataclasses.field(repr=False, default=None)  # dry step's output
-    in_template: Any = dataclasses.field(repr=False, default=None)  # dry step's input
+    out_shape: tuple  # the cell's output per step, without the batch axis
+    out_dtype: str
+    in_shape: tuple  # the cell's input per step, without the batch axis
 
     @property
     def local_h(self) -> Optional[int]:
@@ -54,19 +56,17 @@ class Slot:
         return None if self.h is None else self.h - self.first
 
 
-# hook(slot_path, inputs, output, new_flat_states, first_index) -> (output, new_flat_states)
-Hook = Callable[[tuple, Any, Any, list, int], tuple]
+# hook(layout path, inputs, output, new flat states of that cell) -> (output, new flat states)
+Hook = Callable[[tuple, Any, Any, list], tuple]
 
 
-def is_stacked(cell: Any) -> bool:
-    return is_a(cell, "StackedRNNCells")
+def _static(shape: Any) -> tuple:
+    return tuple(None if d is None else int(d) for d in shape)
 
 
 def _same_shape(a: Any, b: Any) -> bool:
-    sa, sb = a.shape, b.shape
-    if sa.rank is None or sb.rank is None or sa.rank != sb.rank:
-        return False
-    return all(x is None or y is None or x == y for x, y in zip(sa.as_list()[1:], sb.as_list()[1:]))
+    sa, sb = _static(a.shape), _static(b.shape)
+    return len(sa) == len(sb) and all(x is None or y is None or x == y for x, y in zip(sa[1:], sb[1:]))
 
 
 class CellStepper:
@@ -76,35 +76,36 @@ class CellStepper:
     def __init__(self, cell: Any, structure: Sequence[Any]) -> None:
         self.cell = cell
         self.structure = list(structure)
-        self.slots: dict[tuple, Slot] = {}
 
-    def layout(self, x0: Any, flat0: Sequence[Any]) -> dict[tuple, Slot]:
+    def layout(self, x0: Any, flat0: Sequence[Any]) -> dict[tuple, CellLayout]:
         """One dry step on the first input: which state of every (sub-)cell is h."""
+        found: dict[tuple, CellLayout] = {}
+        cells = dict(leaf_cells(self.cell))
 
         def find(path, inputs, out, new_flat, first):
             index = next((j for j, s in enumerate(new_flat) if s is out), None)
             direct = index is not None
             if index is None:
                 index = next((j for j, s in enumerate(new_flat) if _same_shape(s, out)), None)
-            cell = dict(leaf_cells(self.cell)).get(path)
-            self.slots[path] = Slot(
-                path=path, cell=cell, first=first, count=len(new_flat),
+            found[path] = CellLayout(
+                path=path, cell=cells.get(path), first=first, count=len(new_flat),
                 h=None if index is None else first + index, direct=direct,
-                out_template=out, in_template=inputs,
+                out_shape=_static(out.shape[1:]), out_dtype=keras_backend.standardize_dtype(out.dtype),
+                in_shape=_static(inputs.shape[1:]),
             )
             return out, new_flat
 
-        self.step(x0, flat0, find)
-        return self.slots
+        self._run(self.cell, (), x0, tree.pack_sequence_as(self.structure, list(flat0)), 0, find)
+        return found
 
     def step(self, x_t: Any, flat_states: Sequence[Any], hook: Optional[Hook] = None) -> tuple[Any, list]:
         """``(output, new flat states)`` of one step; `hook` sees every (sub-)cell's results."""
-        states = tf.nest.pack_sequence_as(self.structure, list(flat_states))
-        out, new_flat = self._run(self.cell, (), x_t, states, 0, hook)
-        return out, new_flat
+        states = tree.pack_sequence_as(self.structure, list(flat_states))
+        wrapped = None if hook is None else (lambda path, inputs, out, new, first: hook(path, inputs, out, new))
+        return self._run(self.cell, (), x_t, states, 0, wrapped)
 
     def _run(self, cell, path, inputs, states, first, hook):
-        if is_stacked(cell):
+        if is_a(cell, "StackedRNNCells"):
             if len(states) != len(cell.cells):
                 raise UnsupportedCell(
                     f"its StackedRNNCells has {len(cell.cells)} cells but {len(states)} state groups"
@@ -114,17 +115,17 @@ class CellStepper:
                 inputs, sub_new = self._run(sub, path + (i,), inputs, sub_states, first + len(new_flat), hook)
                 new_flat.extend(sub_new)
             return inputs, new_flat
-        n_states = len(tf.nest.flatten(states))
+        n_states = len(tree.flatten(states))
         # As Keras: the layer's cell gets a tuple of its states (backend.rnn), a cell of a stack
         # gets a list (StackedRNNCells.call).
         if not path:
             arg = tuple(states)
         else:
-            arg = list(states) if tf.nest.is_nested(states) else [states]
+            arg = list(states) if tree.is_nested(states) else [states]
         out, new = cell(inputs, arg, **cell_call_kwargs(cell))
-        if tf.nest.is_nested(out):
+        if tree.is_nested(out):
             raise UnsupportedCell(f"its cell ({type(cell).__name__}) returns a nested output")
-        new_flat = tf.nest.flatten(new)
+        new_flat = tree.flatten(new)
         if len(new_flat) != n_states:
             raise UnsupportedCell(
                 f"its cell ({type(cell).__name__}) takes {n_states} state tensors but returns "

@@ -17,7 +17,7 @@ def constant_loss(model: Any, x: Any, y: Any, pred_shape: tuple, sample_weight: 
     `pred_shape` (the probe's own output: the model is not called again, which would move a
     stateful model's states); None when there is none (several outputs, labels of another
     shape, a loss that fails on them)."""
-    import tensorflow as tf
+    from keras import ops
 
     if y is None or isinstance(y, (dict, list, tuple)):
         return None
@@ -26,10 +26,10 @@ def constant_loss(model: Any, x: Any, y: Any, pred_shape: tuple, sample_weight: 
     for const in candidates:
         try:
             if hasattr(model, "_compute_loss"):
-                value = model._compute_loss(x=x, y=y, y_pred=tf.constant(const), sample_weight=sample_weight,
+                value = model._compute_loss(x=x, y=y, y_pred=ops.convert_to_tensor(const), sample_weight=sample_weight,
                                             training=False)
             else:
-                value = model.compute_loss(x=x, y=y, y_pred=tf.constant(const), sample_weight=sample_weight)
+                value = model.compute_loss(x=x, y=y, y_pred=ops.convert_to_tensor(const), sample_weight=sample_weight)
             losses.append(float(np.asarray(value)))
         except Exception:  # a loss that cannot take this candidate: not a baseline
             losses.append(None)

@@ -43,7 +43,7 @@ from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
-from rnn_monitor.model.backend import has_compiled_loss
+from rnn_monitor.model.backend import compiled_loss, has_compiled_loss
 from rnn_monitor.probe.data import (
     blame_the_data, expected_shapes, first_array, slice_time, unpack_probe_data, validate_x,
 )
@@ -87,8 +87,10 @@ class ProbeMonitor:
         images: bool = True,
         max_bytes_per_epoch: Optional[int] = DEFAULT_MAX_BYTES,
         raise_errors: bool = False,
+        path: str = "auto",
     ) -> None:
         self.model = model
+        self.path = path
         self.raise_errors = raise_errors
         self.infos = list(infos)
         self.probe_data = probe_data
@@ -116,7 +118,7 @@ class ProbeMonitor:
         self.time_bin: Optional[int] = None  # steps per bin of the written G (chosen at the first epoch)
         self.last_seconds: Optional[float] = None  # wall time of the last probe (run + writes)
         self.last_results: Optional[dict] = None  # numpy results of the last probe, input order
-        self._unroller = None
+        self._prober = None
         self._tokens_written = False
         self._said: set = set()
         self._constant_loss: Any = _UNSET  # computed at the first probe with labels
@@ -130,7 +132,7 @@ class ProbeMonitor:
 
     def start(self) -> None:
         """Validate the probe data (a wrong shape is a ValueError before training starts)."""
-        from rnn_monitor.model.unroll import Unroller
+        from rnn_monitor.probe.graph import Prober
 
         x, y, sw = unpack_probe_data(self.probe_data)
         validate_x(x, self.model)
@@ -176,9 +178,9 @@ class ProbeMonitor:
                 "compile() the model with a loss to switch them on",
             )
         self.gradients = y is not None and has_loss
-        self._unroller = Unroller(
+        self._prober = Prober(
             self.model, self.infos, self.thresholds, self.text_samples, gradients=self.gradients,
-            h_samples=self.unit_samples,
+            h_samples=self.unit_samples, path=self.path,
         )
         if self.unit_samples:
             inputs, vocab_size, why = probe_inputs(x, self.vocabulary)
@@ -235,14 +237,14 @@ class ProbeMonitor:
     # ------------------------------------------------------------------ per epoch
     def run(self) -> dict:
         """Run the probe; numpy results per layer (processing order, see `rnn_monitor.model.unroll`)."""
-        if self._unroller is None:
+        if self._prober is None:
             self.start()
         try:
-            return self._unroller.run(self.x, self.y, self.sample_weight)
+            return self._prober.run(self.x, self.y, self.sample_weight)
         except Exception as exc:
             loss = None
             if self.gradients:
-                loss = lambda y_pred: self._unroller._loss(self.x, self.y, y_pred, self.sample_weight)  # noqa: E731
+                loss = lambda y_pred: compiled_loss(self.model, self.x, self.y, y_pred, self.sample_weight)  # noqa: E731
             blame_the_data(self.model, self.x, exc, loss)
             raise
 
@@ -275,7 +277,7 @@ class ProbeMonitor:
             if beside is not None:
                 beside.join()
         statics = raw.pop("__static__")
-        self._refuse(self._unroller.refusals)
+        self._refuse(self._prober.refusals)
         loss = raw.pop("__loss__", None)
         pred_shape = raw.pop("__pred_shape__", None)
         if loss is not None:
