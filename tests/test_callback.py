@@ -12,6 +12,8 @@ from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.model.anatomy import NoRNNLayerError
 from rnn_monitor.weights.monitor import WeightMonitor
 
+pytestmark = pytest.mark.backends
+
 
 def _data(n=16, t=5, f=3):
     rng = np.random.default_rng(0)
@@ -311,11 +313,12 @@ def test_probe_data_the_model_itself_cannot_take_is_said_as_such(log_dir, caplog
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 10, (16, 6)).astype("int32"), rng.integers(0, 10, (16, 6))
     past = np.full((4, 6), 12, "int32")
-    with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
-        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(past, y[:4]))])
-    assert len(history.history["loss"]) == 2
-    assert "the model itself fails on probe_data" in caplog.text and "is not in [0, 10)" in caplog.text
-    assert "Please report" not in caplog.text
+    if keras.backend.backend() == "tensorflow":  # JAX's gather clamps ids past the table: nothing fails
+        with caplog.at_level(logging.ERROR, logger="rnn_monitor"):
+            history = model.fit(x, y, epochs=2, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(past, y[:4]))])
+        assert len(history.history["loss"]) == 2
+        assert "the model itself fails on probe_data" in caplog.text and "is not in [0, 10)" in caplog.text
+        assert "Please report" not in caplog.text
     with pytest.raises(ProbeDataError, match=r"target.shape=\(4, 6, 2\)"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[
             RNNMonitor(log_dir + "2", probe_data=(x[:4], rng.integers(0, 10, (4, 6, 2))), raise_errors=True)])
@@ -324,8 +327,6 @@ def test_probe_data_the_model_itself_cannot_take_is_said_as_such(log_dir, caplog
 def test_the_probe_leaves_every_stateful_layers_states_as_they_were(tmp_path):
     """Monitored or not, every stateful layer the probe's forward runs through keeps the states
     training left it (a call of a stateful layer assigns them)."""
-    import tensorflow as tf
-
     inp = keras.Input(batch_shape=(4, 5, 3))
     below = keras.layers.LSTM(3, stateful=True, return_sequences=True, name="below")
     top = keras.layers.GRU(2, stateful=True, name="top")
@@ -334,8 +335,11 @@ def test_the_probe_leaves_every_stateful_layers_states_as_they_were(tmp_path):
     x, y = _data(n=8)
     monitor = RNNMonitor(str(tmp_path), probe_data=(x[:4], y[:4]), layers=["top"], alerts=False)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[monitor])
-    before = [v.numpy().copy() for layer in (below, top) for v in tf.nest.flatten(layer.states)]
-    assert any(np.abs(b).max() > 0 for b in before)
+    states = [v for layer in (below, top) for v in keras.tree.flatten(layer.states)]
+    rng = np.random.default_rng(1)
+    for v in states:  # states of their own (Keras's JAX fit does not carry them between batches)
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    before = [v.numpy().copy() for v in states]
     monitor._parts["probe"].run()
-    for b, v in zip(before, [v for layer in (below, top) for v in tf.nest.flatten(layer.states)]):
+    for b, v in zip(before, states):
         np.testing.assert_array_equal(b, v.numpy())

@@ -9,7 +9,7 @@ import pytest
 from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.logdir.events import event_files, read_events
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backends]
 
 
 def _fit(model, x, y, log_dir, epochs, callbacks=(), **monitor_kwargs):

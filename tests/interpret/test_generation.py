@@ -6,6 +6,8 @@ import pytest
 
 from rnn_monitor.interpret import generate
 
+pytestmark = pytest.mark.backends
+
 V = 7
 
 

@@ -11,6 +11,8 @@ from rnn_monitor.cli.main import main
 from rnn_monitor.stats.average_input import average_input
 from rnn_monitor.stats.periodicity import periodicity
 
+pytestmark = pytest.mark.backends
+
 VOCAB = list("abcdef \n")
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from rnn_monitor.interpret import occlusion, prediction_as_read
 
+pytestmark = pytest.mark.backends
+
 
 def test_occlusion_equals_predictions_on_copies_made_by_hand(q_detector):
     x = np.array([[1, 3, 2, 4, 0, 0], [2, 2, 1, 3, 3, 1], [4, 1, 2, 0, 0, 0]], "int32")

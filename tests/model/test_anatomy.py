@@ -6,6 +6,8 @@ import pytest
 
 from rnn_monitor.model.anatomy import NoRNNLayerError, find_rnn_layers
 
+pytestmark = pytest.mark.backends
+
 
 def _build(layer, shape=(5, 3)):
     inp = keras.Input(shape)

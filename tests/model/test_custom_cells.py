@@ -3,9 +3,11 @@ example): probed exactly, dL/dh_t equal to a plain tape over a hand-written unro
 
 import keras
 import numpy as np
-import tensorflow as tf
+import pytest
 
 from rnn_monitor import RNNMonitor, load_run
+
+pytestmark = pytest.mark.backends
 
 
 class MinimalRNNCell(keras.layers.Layer):
@@ -23,7 +25,7 @@ class MinimalRNNCell(keras.layers.Layer):
         return out, [out]
 
 
-def test_custom_cell_output_as_only_state_is_probed_exactly(log_dir):
+def test_custom_cell_output_as_only_state_is_probed_exactly(log_dir, grad):
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     x = rng.normal(size=(8, 6, 3)).astype("float32")
@@ -34,17 +36,17 @@ def test_custom_cell_output_as_only_state_is_probed_exactly(log_dir):
     model.fit(x, y, epochs=1, verbose=0, callbacks=[RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True)])
     logged = load_run(log_dir).timestep_gradients("custom")[-1]  # [T, U]
 
-    cell = model.get_layer("custom").cell
-    K, R = (tf.constant(w) for w in cell.get_weights())
-    W, b = (tf.constant(w) for w in model.get_layer("head").get_weights())
-    eps = [tf.zeros((8, 4)) for _ in range(6)]
-    with tf.GradientTape() as tape:
-        tape.watch(eps)
-        h = tf.zeros((8, 4))
+    K, R = model.get_layer("custom").cell.get_weights()
+    W, b = model.get_layer("head").get_weights()
+    ops = keras.ops
+
+    def loss(eps):
+        h = ops.zeros((8, 4))
         for t in range(6):
-            h = tf.tanh(x[:, t] @ K + h @ R) + eps[t]  # eps_t: the total derivative dL/dh_t
-        loss = tf.reduce_mean((h @ W + b - y) ** 2)
-    grads = tape.gradient(loss, eps)
-    expected = np.stack([np.abs(g.numpy()).mean(axis=0) for g in grads])
+            h = ops.tanh(ops.matmul(x[:, t], K) + ops.matmul(h, R)) + eps[t]  # eps_t: dL/dh_t in total
+        return ops.mean((ops.matmul(h, W) + b - y) ** 2)
+
+    (grads,) = grad(loss, [np.zeros((8, 4), "float32") for _ in range(6)])
+    expected = np.stack([np.abs(g).mean(axis=0) for g in grads])
     np.testing.assert_allclose(logged, expected, rtol=1e-5, atol=1e-9)
     assert np.abs(expected[0]).max() > 0  # the gradient reaches the first step through the recurrence

@@ -1,7 +1,7 @@
 """The probe's gradients through time, checked against an independent computation.
 
-Reference: the plain `tf.GradientTape` over the *unmodified* model gives dL/d(out_t) (the RNN
-layer's output watched); the recursion ``dL/dh_t = dL/d(out_t) + (dh_{t+1}/dh_t)^T dL/dh_{t+1}``
+Reference: the backend's own autodiff over the *unmodified* model's head gives dL/d(out_t)
+(the gradient with respect to the RNN layer's output); the recursion ``dL/dh_t = dL/d(out_t) + (dh_{t+1}/dh_t)^T dL/dh_{t+1}``
 is then run in numpy (float64) with the step Jacobians built from the layer's weights. The probe's
 numbers are read back through `load_run` from a real `model.fit` with `RNNMonitor`.
 """
@@ -9,9 +9,10 @@ numbers are read back through `load_run` from a real `model.fit` with `RNNMonito
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from rnn_monitor import RNNMonitor, load_run
+
+pytestmark = pytest.mark.backends
 
 B, T, D, U = 5, 6, 3, 4
 
@@ -96,13 +97,9 @@ def _data(return_sequences):
     return x, y
 
 
-def _reference(kind, model, rnn, head, x, y, return_sequences):
+def _reference(kind, model, rnn, head, x, y, return_sequences, grad):
     """dL/d(out), total dL/dh_t (numpy recursion) and temporal flow, in float64."""
-    with tf.GradientTape() as tape:
-        out = rnn(x)
-        tape.watch(out)
-        loss = keras.losses.MeanSquaredError()(y, head(out))
-    d_out = np.asarray(tape.gradient(loss, out).numpy(), np.float64)
+    (d_out,) = grad(lambda out: keras.losses.MeanSquaredError()(y, head(out)), np.asarray(rnn(x)))
     x64 = x.astype(np.float64)
     if kind == "simple":
         hs, _ = _forward_simple(rnn, x64)
@@ -110,7 +107,7 @@ def _reference(kind, model, rnn, head, x, y, return_sequences):
     else:
         hs, _ = _forward_gru(rnn, x64)
         vjp = lambda t, g: _vjp_gru(rnn, x64, hs, t, g)  # noqa: E731
-    np.testing.assert_allclose(hs[:, -1], rnn(x).numpy()[:, -1] if return_sequences else rnn(x).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(hs[:, -1], np.asarray(rnn(x))[:, -1] if return_sequences else np.asarray(rnn(x)), rtol=1e-4, atol=1e-5)
     direct = np.zeros((B, T, U))
     if return_sequences:
         direct[:] = d_out
@@ -135,12 +132,12 @@ def _reference(kind, model, rnn, head, x, y, return_sequences):
     "kind,return_sequences",
     [("simple", True), ("gru", True), ("simple", False), ("gru", False)],
 )
-def test_timestep_gradients_match_independent_bptt(kind, return_sequences, log_dir):
+def test_timestep_gradients_match_independent_bptt(kind, return_sequences, log_dir, grad):
     model, rnn, head = _build(kind, return_sequences)
     x, y = _data(return_sequences)
     monitor = RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True, alerts=False, images=False)
     model.fit(x, y, epochs=1, batch_size=B, verbose=0, callbacks=[monitor])
-    direct, total, flow = _reference(kind, model, rnn, head, x, y, return_sequences)
+    direct, total, flow = _reference(kind, model, rnn, head, x, y, return_sequences, grad)
 
     run = load_run(log_dir)
     G = run.timestep_gradients("rnn")[-1]
@@ -160,13 +157,17 @@ def test_timestep_gradients_match_independent_bptt(kind, return_sequences, log_d
     expected = max(k for k in range(T) if np.all(flow[: k + 1] >= 1e-3))
     assert horizon[-1] == expected
     _, norm = run.scalar("rnn", "grad_norm")
-    with tf.GradientTape() as tape:
-        loss = keras.losses.MeanSquaredError()(y, model(x))
-    wg = tape.gradient(loss, rnn.cell.trainable_weights)
-    np.testing.assert_allclose(norm[-1], np.sqrt(sum(np.sum(np.square(w.numpy())) for w in wg)), rtol=1e-5)
+    weights = rnn.cell.trainable_weights
+
+    def loss_of(values):
+        with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+            return keras.losses.MeanSquaredError()(y, model(x))
+
+    (wg,) = grad(loss_of, [w.numpy() for w in weights])
+    np.testing.assert_allclose(norm[-1], np.sqrt(sum(np.sum(np.square(w)) for w in wg)), rtol=1e-5)
 
 
-def test_long_wide_gradients_are_binned_over_time_under_the_byte_cap(log_dir, caplog):
+def test_long_wide_gradients_are_binned_over_time_under_the_byte_cap(log_dir, caplog, grad):
     """Issue 13: when G and the output gradients at every step would take more than 60% of
     max_bytes_per_epoch, they are written as means over k consecutive steps (k the smallest that
     fits), each bin equal to the mean of the independent BPTT's per-step values; g[t] and F keep
@@ -180,7 +181,7 @@ def test_long_wide_gradients_are_binned_over_time_under_the_byte_cap(log_dir, ca
                          histograms=False, max_bytes_per_epoch=200)
     with caplog.at_level(logging.INFO, logger="rnn_monitor"):
         model.fit(x, y, epochs=1, batch_size=B, verbose=0, callbacks=[monitor])
-    direct, total, flow = _reference("gru", model, rnn, head, x, y, True)
+    direct, total, flow = _reference("gru", model, rnn, head, x, y, True, grad)
     run = load_run(log_dir)
     k = run.gradient_time_bin("rnn")
     assert k == 2 and "means over 2 consecutive steps" in caplog.text

@@ -13,6 +13,8 @@ from rnn_monitor.config import Thresholds
 from rnn_monitor.probe.monitor import ProbeMonitor
 from rnn_monitor.logdir.writer import SummaryWriter
 
+pytestmark = pytest.mark.backends
+
 B, T, V = 6, 8, 11
 VOCAB = [f"w{i}" for i in range(V)]
 
@@ -48,7 +50,7 @@ def test_stacked_bidirectional_go_backwards_shapes_and_restore(log_dir):
     )
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[monitor])
     probe = monitor._parts["probe"]
-    assert probe._unroller.traces_count == 1  # traced once, reused every epoch
+    assert probe._prober.traces_count == 1  # traced once, reused every epoch
     for info in find_rnn_layers(model):
         assert "inner_loop" not in vars(info.layer)  # the real layers are back
     run = load_run(log_dir)

@@ -10,6 +10,8 @@ from rnn_monitor.probe.monitor import ProbeMonitor
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.logdir.writer import SummaryWriter
 
+pytestmark = pytest.mark.backends
+
 B, T, PAD = 6, 9, 4
 
 
@@ -90,12 +92,10 @@ def test_masking_layer_and_backward_half_in_input_order(tmp_path):
     assert res["F"].shape == (5,) and res["F"][0] == pytest.approx(1.0)
 
 
-def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir, lstm_flow_by_tape):
+def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir, lstm_flow_by_tape, grad):
     """The top layer of a classifier (no sequences, no returned states) gets its temporal flow
     from the loss's own adjoint; checked against <v_b, h_last_b> differentiated by a plain tape
     through the cell stepped over each sequence's valid steps only."""
-    import tensorflow as tf
-
     from rnn_monitor import RNNMonitor, load_run
     from rnn_monitor.stats.gradients import temporal_flow
 
@@ -113,11 +113,7 @@ def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir, lstm_f
               callbacks=[RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True, alerts=False, images=False)])
 
     e = emb(x)
-    with tf.GradientTape() as tape:
-        out = rnn(e, mask=x != 0)
-        tape.watch(out)
-        loss = model.loss(y, head(out))
-    v = tape.gradient(loss, out).numpy()  # dL/dh_last per sequence
+    (v,) = grad(lambda out: model.loss(y, head(out)), np.asarray(rnn(e, mask=x != 0)))  # dL/dh_last per sequence
     flow_norm = lstm_flow_by_tape(rnn.cell, e, v, lengths, 8)
     expected = temporal_flow(flow_norm, np.linalg.norm(v, axis=1), x != 0)
     np.testing.assert_allclose(load_run(log_dir).temporal_flow("lstm")[-1], expected, rtol=1e-4, atol=1e-9)

@@ -6,6 +6,8 @@ import pytest
 
 from rnn_monitor import RNNMonitor, load_run
 
+pytestmark = pytest.mark.backends
+
 B, T, D, N = 8, 10, 3, 8
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from rnn_monitor import RNNMonitor, load_run
 
+pytestmark = pytest.mark.backends
+
 T, FEATURES = 6, 3
 
 
