@@ -3,7 +3,7 @@ function is compiled (`tf.function`, `jax.jit`) and differentiated (`tf.Gradient
 `jax.value_and_grad` over `model.stateless_call`). Everything else (the perturbed loops, the
 reductions, the statistics, the log) is written once, in `keras.ops` or numpy.
 
-Each backend module's `Backend` offers the same four things:
+Each backend module's `Backend` offers the same five things:
 
 * ``compile(body)``: ``body(x, y, sample_weight)`` -> a pytree of tensors, compiled once and
   returned as a function giving numpy arrays, reading the model's current weights at every call;
@@ -12,6 +12,8 @@ Each backend module's `Backend` offers the same four things:
   and, with `gradients`, the gradients of the loss with respect to every perturbation the loops
   asked the provider for and to `weights`;
 * ``vjp(fn, primal, cotangent)``: one vector-Jacobian product (the temporal flow);
+* ``after(done, fn, inputs)``: ``fn(inputs)`` computed once the tensors in `done` are (the
+  probe's parts run one after the other, so their temporaries are never alive together);
 * ``inference()``: the model's inference call compiled once (the interpretability methods call
   it on many input copies), reading the current weights at every call.
 """

@@ -117,6 +117,12 @@ class Backend:
         _, pull = jax.vjp(fn, primal)
         return pull(cotangent)[0]
 
+    def after(self, done: Any, fn: Callable[[Any], Any], inputs: Any) -> Any:
+        """``fn(inputs)`` computed after the values in `done`: an optimization barrier ties
+        `inputs` to them, so the probe's parts run one after the other."""
+        _, inputs = jax.lax.optimization_barrier((jax.tree_util.tree_leaves(done), inputs))
+        return fn(inputs)
+
     def inference(self) -> Callable[[Any], Any]:
         # One compilation per input shape, kept for the run.
         jitted = jax.jit(lambda values, inputs: self._call(values, inputs)[0])

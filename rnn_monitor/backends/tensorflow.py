@@ -92,6 +92,12 @@ class Backend:
         return tape.gradient(out, primal, output_gradients=cotangent,
                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
+    def after(self, done: Any, fn: Callable[[Any], Any], inputs: Any) -> Any:
+        """``fn(inputs)`` with every op it creates waiting for the tensors in `done` (the probe's
+        parts run one after the other: their temporaries are never alive together)."""
+        with tf.control_dependencies([t for t in tf.nest.flatten(done) if tf.is_tensor(t)]):
+            return fn(inputs)
+
     def inference(self) -> Callable[[Any], Any]:
         # Relaxed shapes: prefixes of every length do not each cost a trace.
         model = self.model

@@ -66,14 +66,12 @@ def lstm_preactivations(cell: Any, x: Any, h_prev: Any) -> Any:
 
 
 def lstm_from_preactivations(cell: Any, z: Any, c_prev: Any) -> tuple[dict, Any, Any]:
-    """``({i, f, g, o}, c, tanh(c))`` from the pre-activations and the carried c (same layout)."""
-    zi, zf, zg, zo = _split(z, 4)
-    gates = {
-        "i": cell.recurrent_activation(zi),
-        "f": cell.recurrent_activation(zf),
-        "g": cell.activation(zg),
-        "o": cell.recurrent_activation(zo),
-    }
+    """``({i, f, g, o, sig}, c, tanh(c))`` from the pre-activations and the carried c (same
+    layout); ``sig`` is the recurrent activation of all four blocks at once (fewer ops: the
+    c~ block of it is unused)."""
+    sig = cell.recurrent_activation(z)
+    si, sf, _, so = _split(sig, 4)
+    gates = {"i": si, "f": sf, "g": cell.activation(_split(z, 4)[2]), "o": so, "sig": sig}
     c = gates["f"] * f32(c_prev) + gates["i"] * gates["g"]
     return gates, c, cell.activation(c)
 
@@ -81,6 +79,7 @@ def lstm_from_preactivations(cell: Any, z: Any, c_prev: Any) -> tuple[dict, Any,
 def lstm_step(cell: Any, x: Any, h_prev: Any, c_prev: Any) -> tuple[dict, Any, Any]:
     """``({i, f, g, o}, h, c)`` of an LSTM (vector) cell, for one step or a block of steps."""
     gates, c, tanh_c = lstm_from_preactivations(cell, lstm_preactivations(cell, x, h_prev), c_prev)
+    gates.pop("sig")
     return gates, gates["o"] * tanh_c, c
 
 

@@ -53,6 +53,7 @@ class TracedRecurrence:
     direct: bool = True  # h is the cell's output (e reaches the output and the recurrence)
     recurrent: bool = True  # h is a state: dL/dh_t through the recurrence exists
     only_last: bool = False  # the layer's only use of h is its last value (flow = dL/dh)
+    masked: bool = False  # its layer's steps are masked (a mask reached the loop)
     positions: int = 1  # spatial positions per sequence (feature-map states), else 1
     channels_first: bool = False
     dtype: str = "float32"  # the dtype the cell computes in
@@ -141,6 +142,8 @@ class PerturbedLoop:
         stepper = CellStepper(self.layer.cell, structure)
         layouts = stepper.layout(xs[:, 0], flat0)
         plans = _plans(self.layer, self.shapes, layouts, flat0)
+        for plan in plans:
+            plan.shape.masked = valid is not None
         last = layouts[leaf_cells(self.layer.cell)[-1][0]]
         loop = _Loop(self.layer, tree.map_structure(lambda _: 0, structure), last.out_shape, last.out_dtype,
                      valid is not None)
@@ -225,6 +228,12 @@ def _recorded(plan, kept, xs, valid, flat0, final, outputs) -> dict:
     return recorded
 
 
+# The flow's isolated loop keeps only its carried states for the backward where the backend can
+# rematerialize a step inside its loop (JAX's scan; TensorFlow's recompute_grad cannot capture the
+# cell's variables inside a while loop).
+REMAT_FLOW = {"jax": True}
+
+
 class LoopGradients:
     """dL/dh_t and the temporal flow of a recurrence run by `PerturbedLoop`."""
 
@@ -245,18 +254,19 @@ class LoopGradients:
         def last_h(e):
             valid = recorded["valid"] if loop.masked else None
             _, _, final = run_loop(loop, [plan], recorded["inputs"], valid, list(recorded["initial"]),
-                                   {plan.index: (e, None)}, keep=False)
+                                   {plan.index: (e, None)}, keep=False, remat=REMAT_FLOW.get(keras.backend.backend(), False))
             return final[plan.layout.h]
 
         return vjp(last_h, ops.zeros_like(like), v)
 
 
-def run_loop(loop: _Loop, plans: list, xs, valid, flat0, perturb: dict, keep: bool):
+def run_loop(loop: _Loop, plans: list, xs, valid, flat0, perturb: dict, keep: bool, remat: bool = False):
     """Run the layer's cell over `xs` [B, T, ...] (processing order) with Keras's own loop.
 
     `perturb` maps a plan's index to its ``(e, d)`` (either may be None). Returns the outputs
     [B, T, ...] (masked as the backend masks them), per plan the kept tensors (when `keep`) and
-    the final flat states.
+    the final flat states. With `remat`, differentiating it recomputes each step instead of
+    keeping the step's intermediates (`keras.remat`).
     """
     from keras.src import backend as keras_backend
 
@@ -270,6 +280,8 @@ def run_loop(loop: _Loop, plans: list, xs, valid, flat0, perturb: dict, keep: bo
     carries = _Carries(loop, plans, slots, valid is not None, len(flat0))
     initial = list(flat0) + carries.initial(ops.shape(xs)[0])
     step = _step_function(loop, plans, slots, carries, keep)
+    if remat:
+        step = keras.remat(step)
     _, outputs, final = keras_backend.rnn(
         step, tuple(seq_inputs), initial, go_backwards=False, mask=None, unroll=False,
         input_length=xs.shape[1] or ops.shape(xs)[1], return_all_outputs=True,

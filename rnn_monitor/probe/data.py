@@ -4,6 +4,7 @@ it against the model's inputs, and cut it to the last `max_timesteps` steps."""
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
@@ -14,11 +15,8 @@ class ProbeDataError(ValueError):
 
 
 def _is_dataset(data: Any) -> bool:
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(data, tf.data.Dataset)
+    tf = sys.modules.get("tensorflow")  # a Dataset exists only where TensorFlow was imported
+    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 def _to_numpy(value: Any) -> Any:

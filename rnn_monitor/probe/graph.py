@@ -31,6 +31,7 @@ from rnn_monitor.model.backend import kept_state
 from rnn_monitor.model.patch import probe_loops
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe import reductions
+from rnn_monitor.probe.unit_reductions import unit_statistics
 
 
 class ProbeSettings:
@@ -88,26 +89,36 @@ class Prober:
         self.refusals = {t.info.name: t.refused for t in traced if t.refused is not None}
         results: dict = {}
         offset = 0
+        # One recurrence after the other, each part after the previous one (the backward pass
+        # of the loss first): the parts' temporaries are never alive together.
+        done: Any = [fwd.loss, fwd.perturbation_grads, fwd.weight_grads]
         for t in traced:
             weight_grads = fwd.weight_grads[offset : offset + len(t.info.weights)]
             offset += len(t.info.weights)
             if t.refused is not None:
                 continue
-            results[t.info.name] = self._recurrence(t, fwd, weight_grads)
+            rec = fwd.record[t.info.name]
+            res = {"valid": rec["valid"]}
+            if self.gradients:
+                grads = {k: v for k, v in fwd.perturbation_grads.items() if k[0] == t.info.name}
+                res.update(self.backend.after(done, lambda parts, t=t: self._gradients(t, *parts),
+                                              (rec, grads, weight_grads)))
+                done = res
+            acc, samples = self.backend.after(
+                done, lambda rec, t=t: unit_statistics(t, rec, self.settings), rec)
+            done = res["acc"], res["samples"] = acc, samples
+            results[t.info.name] = res
         if fwd.loss is not None:
             results["__loss__"] = ops.cast(fwd.loss, "float32")
             if not isinstance(fwd.y_pred, (list, tuple, dict)):  # the constant-prediction loss needs it
                 results["__pred_shape__"] = ops.convert_to_tensor(ops.shape(fwd.y_pred), "int32")
         return results
 
-    def _recurrence(self, t: TracedRecurrence, fwd: Any, weight_grads: list) -> dict:
-        rec = fwd.record[t.info.name]
-        acc, samples = reductions.unit_statistics(t, rec, self.settings)
-        res = {"acc": acc, "samples": samples, "valid": rec["valid"]}
-        if not self.gradients:
-            return res
-        dh, dout = t.gradients.total(fwd.perturbation_grads, rec)
-        res.update(reductions.gradient_sums(dh, dout, rec["valid"], t))
+    def _gradients(self, t: TracedRecurrence, rec: dict, grads: dict, weight_grads: list) -> dict:
+        """Per-step sums of dL/dh_t and dL/d out_t, the temporal flow and the weight-gradient norm
+        of one recurrence."""
+        dh, dout = t.gradients.total(grads, rec)
+        res = reductions.gradient_sums(dh, dout, rec["valid"], t)
         v = ops.stop_gradient(reductions.last_valid(dh, rec["valid"]))
         if not (self.flow and t.recurrent):
             flow = ops.zeros_like(dh)
