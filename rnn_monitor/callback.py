@@ -212,8 +212,9 @@ class RNNMonitor(keras.callbacks.Callback):
         self._started = True
         self.infos = self._select_layers(find_rnn_layers(self.model))
         if "writer" not in self._parts:
-            probe = self._make_probe() if self.probe_data is not None else None
-            interpret = self._make_interpret()
+            model_parts = self._backend_supported()
+            probe = self._make_probe() if self.probe_data is not None and model_parts else None
+            interpret = self._make_interpret() if model_parts else None
             if self.writer is None:
                 self.writer = SummaryWriter(self.run_dir)
             self._parts["writer"] = self.writer
@@ -228,13 +229,27 @@ class RNNMonitor(keras.callbacks.Callback):
                     "rnn_monitor: no probe_data given, so only weights are monitored; pass "
                     "probe_data=(x, y) for gradients through time, activations and unit health"
                 )
-            if interpret.active:
+            if interpret is not None and interpret.active:
                 interpret.writer = self.writer
                 self._parts["interpret"] = interpret
             if self.alerts_enabled:
                 self._parts["alerts"] = self._make_alerts()
         self.writer.json_tensor(metadata.MANIFEST, self.manifest(), step=self._initial_epoch())
         self.writer.flush()
+
+    def _backend_supported(self) -> bool:
+        """Whether the probe and the interpretability part run on the model's Keras backend;
+        when not, say once what still runs."""
+        from rnn_monitor.backends import SUPPORTED, backend_name
+
+        name = backend_name(self.model)
+        if name in SUPPORTED:
+            return True
+        logger.warning(
+            "rnn_monitor: on the %s backend this run logs the weights (per-gate norms, update ratios, "
+            "non-finite counts, histograms, images) and their alerts; gradients through time, unit "
+            "statistics and the interpretability views need KERAS_BACKEND=%s", name, " or ".join(SUPPORTED))
+        return False
 
     def _initial_epoch(self) -> int:
         return int(self.params.get("initial_epoch", 0) or 0) if self.params else 0

@@ -343,3 +343,23 @@ def test_the_probe_leaves_every_stateful_layers_states_as_they_were(tmp_path):
     monitor._parts["probe"].run()
     for b, v in zip(before, states):
         np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_a_backend_the_probe_does_not_run_on_is_one_line_and_weights_are_logged(log_dir, monkeypatch, caplog):
+    """On a Keras backend the probe does not support yet (PyTorch), the fit trains, one line at
+    its start says what still runs, and the weights and their statistics are logged."""
+    from rnn_monitor import backends
+
+    monkeypatch.setattr(backends, "backend_name", lambda model: "torch")
+    x, y = _data()
+    model = _model()
+    with caplog.at_level(logging.WARNING, logger="rnn_monitor"):
+        history = model.fit(x, y, epochs=2, verbose=0,
+                            callbacks=[RNNMonitor(log_dir, probe_data=(x, y), raise_errors=True)])
+    assert len(history.history["loss"]) == 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "on the torch backend this run logs the weights" in lines[0], lines
+    assert "KERAS_BACKEND=tensorflow or jax" in lines[0]
+    run = load_run(log_dir)
+    assert run.epochs == [0, 1] and "kernel/f/l2" in run.scalar_names("lstm")
+    assert "dead_ratio" not in run.scalar_names("lstm")

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnn_monitor.model.backend import is_a
+from rnn_monitor.model.backend import is_a, variable_numpy
 
 logger = logging.getLogger("rnn_monitor")
 
@@ -57,8 +57,8 @@ class RNNLayerInfo:
         return tuple(g.name for g in self.gates) or ("all",)
 
     def weight_arrays(self) -> dict[str, np.ndarray]:
-        """A numpy snapshot of every weight, by role."""
-        return {role: np.array(var.numpy()) for role, var in self.weights.items()}
+        """A numpy snapshot of every weight, by role (on any backend and device)."""
+        return {role: np.array(variable_numpy(var)) for role, var in self.weights.items()}
 
     def gate_blocks(self, arrays: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
         """Split a weight snapshot into ``{(role, gate): block}`` along the last axis."""

@@ -62,6 +62,15 @@ def is_a(obj: Any, name: str) -> bool:
     return isinstance(obj, _classes(name))
 
 
+def variable_numpy(var: Any) -> Any:
+    """A variable's value as numpy: Keras 3's on any backend and device, tf.keras 2's too."""
+    import keras
+
+    if isinstance(var, keras.Variable):
+        return keras.ops.convert_to_numpy(var)
+    return var.numpy()
+
+
 def cell_call_kwargs(cell: Any) -> dict:
     """``{"training": False}`` when the cell's `call` takes `training` (no dropout in the probe)."""
     if engine_of(cell) == TF_KERAS:
@@ -208,7 +217,7 @@ def kept_state(model: Any) -> Iterator[None]:
     try:
         layers = _layers(model)
         variables = _seed_states(layers, model) + _carried_states(layers)
-        saved = [(v, v.numpy()) for v in {id(v): v for v in variables}.values()]
+        saved = [(v, variable_numpy(v)) for v in {id(v): v for v in variables}.values()]
     except Exception:  # noqa: BLE001 - an unusual model: monitor without keeping them
         logging.getLogger("rnn_monitor").warning(
             "rnn_monitor: cannot read the model's carried states and random seeds; the monitor's "
