@@ -91,10 +91,8 @@ class FusedLoop:
         self.fused = False  # the backend's fused kernel ran (else Keras's generic loop, forced)
 
     def __call__(self, sequences, initial_state, mask, training=False):
-        if mask is not None and not self.forced:
+        if mask is not None:  # the kernel path serves unmasked steps only
             return self.fallback(sequences, initial_state, mask, training=training)
-        if mask is not None:
-            raise NotImplementedError("the kernel path takes no mask")
         layer, shape = self.layer, self.shape
         x = ops.convert_to_tensor(sequences)
         flat0 = [ops.copy(s) if hasattr(s, "assign") else ops.convert_to_tensor(s) for s in initial_state]
