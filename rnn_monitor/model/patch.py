@@ -3,7 +3,9 @@
 Keras 3's `RNN.call` calls ``self.inner_loop`` (LSTM and GRU override it to try a fused kernel);
 the probe gives each monitored layer an instance attribute ``inner_loop`` for the duration of
 the call: the stock-layer kernel path (`rnn_monitor.model.fused_kernel`) where the backend runs
-the layer as one fused kernel, else the perturbed loop (`rnn_monitor.model.perturbed_loop`).
+the layer as one fused kernel, else the loop path: TensorFlow's checkpointed loop
+(`rnn_monitor.model.tensorflow`) on TensorFlow, the keras.ops loop
+(`rnn_monitor.model.perturbed_loop`) on the other backends.
 tf.keras 2 calls the module function ``tf_keras.src.backend.rnn`` instead (routed by
 `backend.legacy_rnn_route`). A Bidirectional wrapper's own fused path (JAX on a GPU) is switched
 off for the call, so that each half runs its own monitored loop. When a layer's cell cannot be
@@ -45,19 +47,33 @@ def _guarded(layer: Any, shapes: Sequence[TracedRecurrence], loop: Any) -> Any:
     return inner_loop
 
 
-def _loop_for(layer: Any, shapes: Sequence[TracedRecurrence], provider: Provider, record: dict, path: str) -> Any:
+def _on_tensorflow(layer: Any) -> bool:
+    import keras
+
+    return backend.engine_of(layer) == backend.TF_KERAS or keras.backend.backend() == "tensorflow"
+
+
+def _loop_for(layer: Any, shapes: Sequence[TracedRecurrence], provider: Provider, record: dict, path: str,
+              settings: Any, flow: bool) -> Any:
     from rnn_monitor.model import fused_kernel
 
-    loop = PerturbedLoop(layer, shapes, provider, record)
+    if _on_tensorflow(layer):
+        from rnn_monitor.model.tensorflow.checkpointed import CheckpointedLoop
+
+        loop = CheckpointedLoop(layer, shapes, provider, record, settings, flow)
+    else:
+        loop = PerturbedLoop(layer, shapes, provider, record)
     if fused_kernel.serves(layer, shapes, path):
         return fused_kernel.FusedLoop(layer, shapes[0], provider, record, fallback=loop, forced=path == "kernel")
     return loop
 
 
 @contextlib.contextmanager
-def probe_loops(shapes: Sequence[TracedRecurrence], provider: Provider, record: dict, path: str = "auto") -> Iterator[None]:
+def probe_loops(shapes: Sequence[TracedRecurrence], provider: Provider, record: dict, path: str, settings: Any,
+                flow: bool) -> Iterator[None]:
     """Give each monitored layer the probe's loop (one per Keras layer, serving all of its
-    monitored recurrences) while the body runs; `record` collects what each loop keeps."""
+    monitored recurrences) while the body runs; `record` collects what each loop keeps.
+    `settings` and `flow` are what TensorFlow's loop reduces in its backward pass."""
     if path not in PATHS:
         raise ValueError(f"probe_path must be one of {PATHS}, got {path!r}")
     groups: dict = {}
@@ -67,7 +83,7 @@ def probe_loops(shapes: Sequence[TracedRecurrence], provider: Provider, record: 
     with contextlib.ExitStack() as stack:
         try:
             for layer, group in groups.values():
-                loop = _guarded(layer, group, _loop_for(layer, group, provider, record, path))
+                loop = _guarded(layer, group, _loop_for(layer, group, provider, record, path, settings, flow))
                 saved.append((layer, "inner_loop", layer.__dict__.get("inner_loop", _ABSENT)))
                 object.__setattr__(layer, "inner_loop", loop)
                 stack.enter_context(backend.legacy_rnn_route(layer, loop))

@@ -49,6 +49,7 @@ class CellLayout:
     out_shape: tuple  # the cell's output per step, without the batch axis
     out_dtype: str
     in_shape: tuple  # the cell's input per step, without the batch axis
+    in_dtype: str
 
     @property
     def local_h(self) -> Optional[int]:
@@ -91,7 +92,7 @@ class CellStepper:
                 path=path, cell=cells.get(path), first=first, count=len(new_flat),
                 h=None if index is None else first + index, direct=direct,
                 out_shape=_static(out.shape[1:]), out_dtype=keras_backend.standardize_dtype(out.dtype),
-                in_shape=_static(inputs.shape[1:]),
+                in_shape=_static(inputs.shape[1:]), in_dtype=keras_backend.standardize_dtype(inputs.dtype),
             )
             return out, new_flat
 

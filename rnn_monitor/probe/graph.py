@@ -66,6 +66,7 @@ class Prober:
         self.traces_count = 0
         self.refusals: dict[str, str] = {}  # layer name -> why the probe could not step it
         self.traced: list[TracedRecurrence] = []  # what the last trace found per recurrence
+        self.segments: dict[str, tuple] = {}  # TensorFlow's loop: (steps per segment, segments) per layer
         self.backend = backend_for(model)
         self._fn = self.backend.compile(self._probe)
 
@@ -75,7 +76,7 @@ class Prober:
         weights = [w for t in traced for w in t.info.weights.values()]
 
         def loops(provider, record):
-            return probe_loops(traced, provider, record, self.path)
+            return probe_loops(traced, provider, record, self.path, self.settings, self.flow)
 
         fwd = self.backend.forward(self.model, x, y, sample_weight, weights, loops, self.gradients)
         missing = [t.info.name for t in traced if t.called == 0]
@@ -98,6 +99,10 @@ class Prober:
             if t.refused is not None:
                 continue
             rec = fwd.record[t.info.name]
+            if getattr(t.gradients, "reduced", False):  # TensorFlow's loop reduced it in its backward
+                done = results[t.info.name] = self.backend.after(
+                    done, lambda parts, t=t: t.gradients.results(self.gradients, parts), weight_grads)
+                continue
             res = {"valid": rec["valid"]}
             if self.gradients:
                 grads = {k: v for k, v in fwd.perturbation_grads.items() if k[0] == t.info.name}
@@ -138,8 +143,13 @@ class Prober:
         # seed generator: keep the user's as they were before the probe.
         with kept_state(self.model):
             out = self._fn(x, y, sample_weight)
+        self.segments = {}
         for name, res in out.items():
-            if not name.startswith("__"):
+            if name.startswith("__"):
+                continue
+            if "segments" in res:  # how TensorFlow's loop checkpointed this layer
+                self.segments[name] = tuple(int(v) for v in res.pop("segments"))
+            if "h_count" in res["acc"]:
                 res["acc"] = _sums(res["acc"])
         out["__static__"] = {t.info.name: _static(t) for t in self.traced if t.refused is None}
         return out
