@@ -6,7 +6,8 @@ reductions, the statistics, the log) is written once, in `keras.ops` or numpy.
 Each backend module's `Backend` offers the same five things:
 
 * ``compile(body)``: ``body(x, y, sample_weight)`` -> a pytree of tensors, compiled once and
-  returned as a function giving numpy arrays, reading the model's current weights at every call;
+  returned as a function giving numpy arrays, reading the model's current weights at every call
+  (its ``prepare(x, y, sample_weight)`` compiles it ahead of the first call);
 * ``forward(model, x, y, sample_weight, weights, loops, gradients)`` -> `Forward`: the model's
   forward pass with the probe's loops installed (``loops(provider, record)``), the compiled loss
   and, with `gradients`, the gradients of the loss with respect to every perturbation the loops

@@ -54,6 +54,12 @@ class Backend:
                 out = fn(x, y, sample_weight)
             return tf.nest.map_structure(lambda t: t.numpy(), out)
 
+        def prepare(x, y=None, sample_weight=None):
+            """Nothing ahead of the first call: tracing is cheap in memory here, and a trace at the
+            start of a tf.keras 2 `fit` under MultiWorkerMirroredStrategy puts the chief's
+            collective ops out of step with the other workers'."""
+
+        run.prepare = prepare
         return run
 
     def forward(self, model, x, y, sample_weight, weights, loops, gradients) -> Forward:

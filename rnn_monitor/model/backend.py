@@ -203,6 +203,17 @@ def carried_states(model: Any) -> list:
     return _carried_states(_layers(model))
 
 
+def forget_dropout_masks(layers: Any) -> None:
+    """Drop the dropout masks the layers' cells cached while the probe was traced: a cell with
+    dropout makes them on its first call, also at training=False, possibly inside one of the
+    probe's loops or its backward pass, and a later trace (Keras's own training step) must not
+    find a tensor of that one."""
+    for layer in layers:
+        reset = getattr(layer, "_maybe_reset_dropout_masks", None)
+        if reset is not None and engine_of(layer) == KERAS:
+            reset(layer.cell)
+
+
 @contextlib.contextmanager
 def kept_state(model: Any) -> Iterator[None]:
     """Run the monitor's own calls of the model without changing what training carries on with:

@@ -104,6 +104,7 @@ class _Plan:
     h_shape: tuple  # per sequence, no batch axis
     keep_c: bool
     keep_x: bool
+    h_is_output: bool = False  # the layer's output sequence holds h at every valid step: not kept twice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +143,12 @@ class PerturbedLoop:
         stepper = CellStepper(self.layer.cell, structure)
         layouts = stepper.layout(xs[:, 0], flat0)
         plans = _plans(self.layer, self.shapes, layouts, flat0)
+        last_path = leaf_cells(self.layer.cell)[-1][0]
         for plan in plans:
             plan.shape.masked = valid is not None
+            # (masked steps output something else than the carried h: zeros, or before the first
+            # valid step the zeros of "previous" where h starts from a given initial state)
+            plan.h_is_output = plan.layout.direct and plan.layout.path == last_path and valid is None
         last = layouts[leaf_cells(self.layer.cell)[-1][0]]
         loop = _Loop(self.layer, tree.map_structure(lambda _: 0, structure), last.out_shape, last.out_dtype,
                      valid is not None)
@@ -215,7 +220,7 @@ def _recorded(plan, kept, xs, valid, flat0, final, outputs) -> dict:
     batch, steps = ops.shape(xs)[0], ops.shape(xs)[1]
     recorded = {
         "valid": ops.ones((batch, steps), "bool") if valid is None else valid,
-        "h": kept["h"],
+        "h": outputs if plan.h_is_output else kept["h"],
         "h0": flat0[layout.h] if shape.recurrent else ops.zeros((batch,) + plan.h_shape, shape.dtype),
         "last_h": final[layout.h] if shape.recurrent else outputs[:, -1],
         "inputs": ops.stop_gradient(xs),
@@ -297,7 +302,7 @@ def run_loop(loop: _Loop, plans: list, xs, valid, flat0, perturb: dict, keep: bo
 
 
 def _kept_keys(plan: _Plan) -> list:
-    return ["h"] + (["c"] if plan.keep_c else []) + (["x"] if plan.keep_x else [])
+    return ([] if plan.h_is_output else ["h"]) + (["c"] if plan.keep_c else []) + (["x"] if plan.keep_x else [])
 
 
 class _Carries:

@@ -27,7 +27,7 @@ from keras import ops
 
 from rnn_monitor.backends import backend_for
 from rnn_monitor.model.anatomy import RNNLayerInfo
-from rnn_monitor.model.backend import kept_state
+from rnn_monitor.model.backend import forget_dropout_masks, kept_state
 from rnn_monitor.model.patch import probe_loops
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe import reductions
@@ -71,6 +71,12 @@ class Prober:
         self._fn = self.backend.compile(self._probe)
 
     def _probe(self, x, y, sample_weight):
+        try:
+            return self._traced_probe(x, y, sample_weight)
+        finally:
+            forget_dropout_masks({id(i.layer): i.layer for i in self.infos}.values())
+
+    def _traced_probe(self, x, y, sample_weight):
         self.traces_count += 1
         traced = [TracedRecurrence(info) for info in self.infos]
         weights = [w for t in traced for w in t.info.weights.values()]
@@ -88,53 +94,79 @@ class Prober:
         self.traced = traced
         # Said by the caller (rnn_monitor.probe.monitor), once: the trace is reused every epoch.
         self.refusals = {t.info.name: t.refused for t in traced if t.refused is not None}
-        results: dict = {}
-        offset = 0
-        # One recurrence after the other, each part after the previous one (the backward pass
-        # of the loss first): the parts' temporaries are never alive together.
+        live = [t for t in traced if t.refused is None]
+        results = {t.info.name: {} for t in live}
+        # The parts run one after the other, after the loss's backward pass: first every
+        # recurrence's gradients are reduced (their [B, T, ...] arrays can go), then the flows,
+        # then the unit statistics, so their temporaries are never alive together.
         done: Any = [fwd.loss, fwd.perturbation_grads, fwd.weight_grads]
-        for t in traced:
-            weight_grads = fwd.weight_grads[offset : offset + len(t.info.weights)]
-            offset += len(t.info.weights)
-            if t.refused is not None:
-                continue
-            rec = fwd.record[t.info.name]
-            if getattr(t.gradients, "reduced", False):  # TensorFlow's loop reduced it in its backward
-                done = results[t.info.name] = self.backend.after(
-                    done, lambda parts, t=t: t.gradients.results(self.gradients, parts), weight_grads)
-                continue
-            res = {"valid": rec["valid"]}
-            if self.gradients:
-                grads = {k: v for k, v in fwd.perturbation_grads.items() if k[0] == t.info.name}
-                res.update(self.backend.after(done, lambda parts, t=t: self._gradients(t, *parts),
-                                              (rec, grads, weight_grads)))
-                done = res
-            acc, samples = self.backend.after(
-                done, lambda rec, t=t: unit_statistics(t, rec, self.settings), rec)
-            done = res["acc"], res["samples"] = acc, samples
-            results[t.info.name] = res
+        weight_grads = _per_recurrence(traced, fwd.weight_grads)
+        parts = (self._gradient_part, self._flow_part, self._statistics_part) if self.gradients else (
+            self._statistics_part,)
+        for part in parts:
+            for t in live:
+                out = part(t, fwd, weight_grads.get(t.info.name, []), results[t.info.name], done)
+                if out is not None:
+                    results[t.info.name].update(out)
+                    done = out
+        for res in results.values():
+            res.pop("v", None)
         if fwd.loss is not None:
             results["__loss__"] = ops.cast(fwd.loss, "float32")
             if not isinstance(fwd.y_pred, (list, tuple, dict)):  # the constant-prediction loss needs it
                 results["__pred_shape__"] = ops.convert_to_tensor(ops.shape(fwd.y_pred), "int32")
         return results
 
-    def _gradients(self, t: TracedRecurrence, rec: dict, grads: dict, weight_grads: list) -> dict:
-        """Per-step sums of dL/dh_t and dL/d out_t, the temporal flow and the weight-gradient norm
-        of one recurrence."""
-        dh, dout = t.gradients.total(grads, rec)
-        res = reductions.gradient_sums(dh, dout, rec["valid"], t)
-        v = ops.stop_gradient(reductions.last_valid(dh, rec["valid"]))
-        if not (self.flow and t.recurrent):
-            flow = ops.zeros_like(dh)
-        elif t.only_last:
-            flow = dh
-        else:
-            flow = t.gradients.flow(self.backend.vjp, rec, v, dh)
-        res["flow_norm"] = reductions.norms_per_step(flow, t)
-        res["v_norm"] = reductions.sequence_norms(v)
-        res["weight_grad_norm"], res["weight_grad_nonfinite"] = reductions.weight_gradient_norm(weight_grads)
-        return res
+    def _gradient_part(self, t: TracedRecurrence, fwd: Any, weight_grads: list, so_far: dict, done: Any) -> dict:
+        """Per-step sums of dL/dh_t and dL/d out_t, v (dL/dh at each sequence's last valid step),
+        the weight-gradient norm; the flow too where it is dL/dh_t itself. TensorFlow's loop:
+        everything, reduced in its own backward pass."""
+        rec = fwd.record[t.info.name]
+        if getattr(t.gradients, "reduced", False):
+            return self.backend.after(done, lambda w: t.gradients.results(True, w), weight_grads)
+        grads = {k: v for k, v in fwd.perturbation_grads.items() if k[0] == t.info.name}
+
+        def reduce(inputs):
+            rec, grads, weight_grads = inputs
+            dh, dout = t.gradients.total(grads, rec)
+            res = reductions.gradient_sums(dh, dout, rec["valid"], t)
+            res["v"] = ops.stop_gradient(reductions.last_valid(dh, rec["valid"]))
+            res["v_norm"] = reductions.sequence_norms(res["v"])
+            if not (self.flow and t.recurrent):
+                res["flow_norm"] = ops.zeros(ops.shape(rec["valid"]), "float32")
+            elif t.only_last:  # its only use is its last h: dL/dh_t is d<v, h_last>/dh_t
+                res["flow_norm"] = reductions.norms_per_step(dh, t)
+            res["weight_grad_norm"], res["weight_grad_nonfinite"] = reductions.weight_gradient_norm(weight_grads)
+            return res
+
+        return self.backend.after(done, reduce, (rec, grads, weight_grads))
+
+    def _flow_part(self, t: TracedRecurrence, fwd: Any, weight_grads: list, so_far: dict, done: Any):
+        """The temporal flow's own backward, one recurrence at a time, where it is needed."""
+        if getattr(t.gradients, "reduced", False) or "flow_norm" in so_far:
+            return None
+
+        def flow(inputs):
+            rec, v = inputs
+            values = t.gradients.flow(self.backend.vjp, rec, v, ops.zeros_like(rec["h"]))
+            return {"flow_norm": reductions.norms_per_step(values, t)}
+
+        return self.backend.after(done, flow, (fwd.record[t.info.name], so_far["v"]))
+
+    def _statistics_part(self, t: TracedRecurrence, fwd: Any, weight_grads: list, so_far: dict, done: Any):
+        """The unit statistics and text samples, one recurrence at a time."""
+        if getattr(t.gradients, "reduced", False):  # TensorFlow's loop: with its gradients
+            return None if self.gradients else self.backend.after(
+                done, lambda w: t.gradients.results(False, w), weight_grads)
+        rec = fwd.record[t.info.name]
+        acc, samples = self.backend.after(done, lambda rec: unit_statistics(t, rec, self.settings), rec)
+        return {"acc": acc, "samples": samples, "valid": rec["valid"]}
+
+    def prepare(self, x: Any, y: Any = None, sample_weight: Any = None) -> None:
+        """Trace and compile the probe ahead of its first run (at the start of `fit`: the
+        compiler's memory is then spent before training's peak, not on top of the probe's)."""
+        with kept_state(self.model):
+            self._fn.prepare(x, y, sample_weight)
 
     def run(self, x: Any, y: Any = None, sample_weight: Any = None) -> dict:
         """Execute the probe and return every result as numpy (plus ``__static__``: what the
@@ -153,6 +185,15 @@ class Prober:
                 res["acc"] = _sums(res["acc"])
         out["__static__"] = {t.info.name: _static(t) for t in self.traced if t.refused is None}
         return out
+
+
+def _per_recurrence(traced: Sequence[TracedRecurrence], grads: list) -> dict:
+    """The weight gradients (in the order of every recurrence's weights) by recurrence name."""
+    out, offset = {}, 0
+    for t in traced:
+        out[t.info.name] = list(grads[offset : offset + len(t.info.weights)])
+        offset += len(t.info.weights)
+    return out
 
 
 def _sums(acc: dict) -> dict:

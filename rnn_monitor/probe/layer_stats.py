@@ -50,7 +50,7 @@ def layer_stats(
 ) -> dict:
     """One layer's unroll results -> the statistics of DESIGN.md, in input order.
 
-    `static` is what the trace found about the cell (`rnn_monitor.model.unroll`): whether h is
+    `static` is what the trace found about the cell (`rnn_monitor.probe.graph`): whether h is
     bounded, is a tanh output, is the cell's output (direct), is a state (recurrent), how many
     spatial positions each sequence has and the machine epsilon of the cell's dtype.
     Fills `record` (ratios, gate saturation, gradient norm and horizon, non-finite counts) and

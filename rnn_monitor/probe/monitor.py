@@ -1,8 +1,8 @@
 """The probe part of the monitor: gradients through time, activations and unit health.
 
 Each logged epoch, `ProbeMonitor.log_epoch` runs one forward + backward pass of the model on
-the fixed probe batch with every monitored recurrent layer unrolled step by step
-(`rnn_monitor.model.unroll`), turns the reduced arrays into the statistics of DESIGN.md
+the fixed probe batch with every monitored recurrent layer run by the probe's loop or kernel
+(`rnn_monitor.probe.graph`), turns the reduced arrays into the statistics of DESIGN.md
 (`rnn_monitor.stats.gradients`, `rnn_monitor.stats.units`), fills the `EpochRecord` and writes
 the plugin tensors and the gradient heatmap image.
 
@@ -189,6 +189,10 @@ class ProbeMonitor:
             else:
                 self._unit_inputs = (inputs[: self.unit_samples], vocab_size)
         self._mark = self.writer.bytes_this_step if self.writer is not None else 0
+        try:  # compiled now, before training's peak; a failure is met (and said) at the first run
+            self._prober.prepare(self.x, self.y, self.sample_weight)
+        except Exception:  # noqa: BLE001 - the guarded first run reports it with the data's blame
+            logger.debug("rnn_monitor: compiling the probe ahead failed", exc_info=True)
 
     def attach(self, writer: Any) -> None:
         """Write through `writer` from now on (the byte cap counts from its current size)."""
@@ -236,7 +240,7 @@ class ProbeMonitor:
 
     # ------------------------------------------------------------------ per epoch
     def run(self) -> dict:
-        """Run the probe; numpy results per layer (processing order, see `rnn_monitor.model.unroll`)."""
+        """Run the probe; numpy results per layer (processing order, see `rnn_monitor.probe.graph`)."""
         if self._prober is None:
             self.start()
         try:

@@ -132,7 +132,7 @@ def _segment_steps(n_steps):
 
 def _fast_weights(plans, traces, variables, dtypes):
     """Which of the loop's watched `variables` are the cell's kernel, recurrent kernel and bias
-    when the hand-written reverse pass (`rnn_monitor.model.adjoint`) can serve the layer: its
+    when the hand-written reverse pass (`rnn_monitor.model.tensorflow.adjoint`) can serve the layer: its
     one monitored recurrence is the layer's own stock cell with vector states, h first."""
     if len(plans) != 1 or plans[0]["slot"].path != () or traces[0].positions != 1:
         return None
