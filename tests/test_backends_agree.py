@@ -16,12 +16,12 @@ import pytest
 from rnn_monitor import load_run
 
 CHILD = r"""
-import json, sys
+import json, os, sys
 import numpy as np
 import keras
 from rnn_monitor import RNNMonitor
 
-mode, log_dir, weights_path, path = sys.argv[1:5]
+log_dir, weights_path, path = sys.argv[1:4]
 L = keras.layers
 inp = keras.Input((12,), dtype="int32")
 h = L.Embedding(20, 6, mask_zero=True)(inp)  # masked steps: each backend's own masking rule
@@ -33,9 +33,8 @@ u = L.LSTM(6, return_sequences=True, name="plain_lstm")(u)
 u = L.GRU(4, go_backwards=True, name="plain_gru")(u)
 model = keras.Model(inp, L.Dense(3)(L.Concatenate()([h, u])))
 model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-if mode == "init":  # the weights every backend then starts from
+if not os.path.exists(weights_path):  # the first child: the weights every backend then starts from
     np.savez(weights_path, *[np.asarray(w) for w in model.get_weights()])
-    sys.exit(0)
 stored = np.load(weights_path)
 model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
 x, y = np.load(weights_path + ".data.npy"), np.load(weights_path + ".labels.npy")
@@ -47,21 +46,20 @@ print("PATHS", json.dumps({t.info.name: t.path for t in monitor._parts["probe"].
 """
 
 
-def _child(mode: str, backend: str, log_dir: str, weights: str, path: str = "auto") -> dict:
+def _child(backend: str, log_dir: str, weights: str, path: str) -> dict:
     """Run the child; the path that served each layer."""
     env = dict(os.environ, KERAS_BACKEND=backend)
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, log_dir, weights, path], env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, log_dir, weights, path], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert mode == "init" or f"BACKEND {backend}" in done.stdout
+    assert f"BACKEND {backend}" in done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith("PATHS ")]
     return json.loads(lines[0][len("PATHS "):]) if lines else {}
 
 
 def test_tensorflow_and_jax_log_the_same_numbers_on_the_same_weights(tmp_path):
     pytest.importorskip("jax", reason="JAX is not installed (pip install jax, or ./dev test installs it)")
-    weights = str(tmp_path / "weights.npz")
-    _child("init", "tensorflow", "", weights)
+    weights = str(tmp_path / "weights.npz")  # written by the first child
     rng = np.random.default_rng(0)
     x = rng.integers(1, 20, size=(8, 12)).astype("int32")
     for b, n in enumerate([12, 5, 9, 12, 2, 12, 7, 12]):
@@ -70,7 +68,7 @@ def test_tensorflow_and_jax_log_the_same_numbers_on_the_same_weights(tmp_path):
     np.save(weights + ".labels.npy", rng.integers(0, 3, size=(8,)))
     runs = {}
     for name, backend, path in (("tf", "tensorflow", "loop"), ("tf_kernel", "tensorflow", "kernel"), ("jax", "jax", "loop")):
-        served = _child("probe", backend, str(tmp_path / name), weights, path)
+        served = _child(backend, str(tmp_path / name), weights, path)
         kernel = {"plain_lstm", "plain_gru"} if path == "kernel" else set()
         assert {layer for layer, p in served.items() if p == "kernel"} == kernel, (name, served)
         runs[name] = load_run(str(tmp_path / name))

@@ -346,13 +346,21 @@ def test_config_group_matches_step_by_step_tape(group, log_dir, grad):
     check_against_reference(log_dir, model, x, y, layers, grad)
 
 
-@pytest.mark.parametrize("group", ["lstm", "gru", "bidirectional"])
-def test_stock_groups_by_the_kernel_path_match_the_tape(group, log_dir, grad):
+def test_stock_layers_by_the_kernel_path_match_the_tape(log_dir, grad):
     """Stock LSTM / GRU layers through their own (fused, where the backend fuses) kernel: exact
     too. On a CPU the kernel runs as Keras's generic loop over the augmented input."""
-    model, layers = _branches(GROUPS[group])
+    model, layers = _branches(lambda: [
+        L.LSTM(3, name="lstm"),
+        L.LSTM(3, go_backwards=True, return_sequences=True, name="lstm_go_backwards"),
+        L.LSTM(3, use_bias=False, unit_forget_bias=False, name="lstm_no_bias"),
+        L.GRU(3, return_sequences=True, name="gru"),
+        L.GRU(3, go_backwards=True, name="gru_go_backwards"),
+        L.Bidirectional(L.LSTM(2, return_sequences=True), merge_mode="sum", name="bi_lstm"),
+        L.Bidirectional(L.GRU(2), name="bi_gru"),
+    ])
     (x,), y = _data([(T, D)])
-    _fit(log_dir, model, x, y, probe_path="kernel")
+    monitor = _fit(log_dir, model, x, y, probe_path="kernel")
+    assert {t.path for t in monitor._parts["probe"]._prober.traced} == {"kernel"}
     check_against_reference(log_dir, model, x, y, layers, grad)
 
 
