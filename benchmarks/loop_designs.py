@@ -1,5 +1,5 @@
 """Ways to run a recurrent loop in TensorFlow on the CPU, timed against each other: design
-questions for the probe's graph (`rnn_monitor.model.unroll`, `rnn_monitor.model.adjoint`),
+questions for the probe's graph (TensorFlow's loop path: `rnn_monitor.model.tensorflow.checkpointed`, `.adjoint`),
 measured rather than assumed.
 
 Every set-up steps Keras's own `LSTMCell` (64 sequences, 100 steps, 128 inputs, 128 units,

@@ -312,12 +312,13 @@ def probe_parts(rounds: int = 9) -> dict:
     model, one call of each set-up after the other in every round (medians): the forward and
     statistics alone (no gradients), the forward and backward without the temporal flow, and
     everything, the last with the hand-written reverse pass of stock cells and with the generic
-    one (`rnn_monitor.model.adjoint.ON`)."""
+    one (`rnn_monitor.model.tensorflow.adjoint.ON`): TensorFlow's loop path."""
     import tensorflow as tf
 
     from rnn_monitor.config import Thresholds
-    from rnn_monitor.model import adjoint, unroll
     from rnn_monitor.model.anatomy import find_rnn_layers
+    from rnn_monitor.model.tensorflow import adjoint
+    from rnn_monitor.probe.graph import Prober
 
     x, y, chars = dataset(BATCH * 4)
     model = reference_model(len(chars))
@@ -333,7 +334,7 @@ def probe_parts(rounds: int = 9) -> dict:
     probes = {}
     for name, (hand_written, gradients, flow) in setups.items():
         adjoint.ON = hand_written
-        probes[name] = unroll.Unroller(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16)
+        probes[name] = Prober(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16, path="loop")
         probes[name].run(xb, yb)  # trace (with the setting it is traced with)
     adjoint.ON = True
 
@@ -369,7 +370,7 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
     segments in flight; ``default``: and the weight part beside the probe's graph
     (`rnn_monitor.beside`), as shipped."""
     from rnn_monitor import RNNMonitor
-    from rnn_monitor.model import adjoint
+    from rnn_monitor.model.tensorflow import adjoint
 
     shipped = adjoint.SEGMENTS_IN_FLIGHT
 
