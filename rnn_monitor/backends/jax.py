@@ -67,8 +67,12 @@ class Backend:
 
         def run(x, y=None, sample_weight=None):
             args = (self._current(), x, y, sample_weight)
-            fn = compiled.get("fn", jitted)
-            out = fn(*args)
+            try:
+                out = compiled.get("fn", jitted)(*args)
+            except (TypeError, ValueError):  # arguments unlike those compiled ahead: jit traces anew
+                if compiled.pop("fn", None) is None:
+                    raise
+                out = jitted(*args)
             return jax.tree_util.tree_map(np.asarray, out)
 
         def prepare(x, y=None, sample_weight=None):

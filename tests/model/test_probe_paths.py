@@ -100,6 +100,23 @@ def test_every_probe_number_is_the_same_on_both_paths():
         assert kernel["acc"]["recon"] < 1e-5 and loop["acc"]["recon"] < 1e-5
 
 
+def test_a_batch_unlike_the_prepared_one_still_runs():
+    """The probe is compiled at the start of `fit` for the probe batch; called with another batch
+    size it gives the same numbers as a probe never prepared."""
+    keras.utils.set_random_seed(3)
+    x, y = _padded_tokens([6] * 5, 6, seed=3)
+    model = _stock_model(6)
+    infos = find_rnn_layers(model)
+    prepared = Prober(model, infos, Thresholds(), 2, gradients=True, path="loop")
+    prepared.prepare(x, y)
+    fresh = Prober(model, infos, Thresholds(), 2, gradients=True, path="loop")
+    for rows in (5, 3):
+        got, expected = prepared.run(x[:rows], y[:rows]), fresh.run(x[:rows], y[:rows])
+        for info in infos:
+            np.testing.assert_allclose(got[info.name]["grad_abs_sum"], expected[info.name]["grad_abs_sum"],
+                                       rtol=1e-6, err_msg=f"{info.name}, {rows} rows")
+
+
 @pytest.mark.parametrize("path, lengths", [("loop", [7, 3, 7, 5]), ("kernel", [7, 7, 7, 7])])
 def test_nonfinite_gradients_are_counted_at_every_valid_step(path, lengths):
     """A NaN in the output layer's kernel makes dL/dh NaN at every valid step of every layer
