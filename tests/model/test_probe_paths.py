@@ -105,7 +105,9 @@ def test_a_batch_unlike_the_prepared_one_still_runs():
     size it gives the same numbers as a probe never prepared."""
     keras.utils.set_random_seed(3)
     x, y = _padded_tokens([6] * 5, 6, seed=3)
-    model = _stock_model(6)
+    inp = keras.Input((6,), dtype="int32")
+    model = keras.Model(inp, L.Dense(3)(L.LSTM(4, name="lstm")(L.Embedding(9, 4)(inp))))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     infos = find_rnn_layers(model)
     prepared = Prober(model, infos, Thresholds(), 2, gradients=True, path="loop")
     prepared.prepare(x, y)
