@@ -330,7 +330,7 @@ class RNNMonitor(keras.callbacks.Callback):
             return
         if self._last_epoch is not None and self._last_logged != self._last_epoch:
             self._log_epoch(self._last_epoch, self._last_logs)
-        self._guard("writer", lambda writer: writer.flush())
+        self._guard("writer", lambda writer: writer.finish())
 
     def _log_epoch(self, epoch: int, logs: Optional[dict] = None) -> None:
         # The parts call the model; its carried states and dropout seeds must stay where

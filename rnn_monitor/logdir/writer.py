@@ -6,7 +6,8 @@ the bytes on disk are the same (tensor-based summaries with the stock plugins' m
 writing needs no TensorFlow graph or default writer, so it never interferes with Keras's own
 `TensorBoard` callback, costs microseconds per value, and works the same under
 `tf.distribute`. Events are flushed at the end of every logged epoch so that nothing already
-logged is lost if training dies later.
+logged is lost if training dies later; a full disk or a removed log directory costs the epochs
+it lasts and is said in one line (`rnn_monitor.logdir.recovery`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tensorboard.plugins.text import summary_v2 as text_summary
 from tensorboard.util import tensor_util
 
 from rnn_monitor.logdir import images, metadata
-from rnn_monitor.logdir.event_file import EventFile
+from rnn_monitor.logdir.recovery import RecoveringEventFile
 
 
 _DT_FLOAT = tf_dtypes.float32.as_datatype_enum
@@ -39,16 +40,19 @@ class SummaryWriter:
 
     def __init__(self, logdir: str) -> None:
         self.logdir = logdir
-        self._writer = EventFile(logdir)
+        self._writer = RecoveringEventFile(logdir)
         self.bytes_this_step = 0
         self._flusher: Optional[threading.Thread] = None
         self._flush_error: Optional[Exception] = None
 
-    def _add(self, value: summary_pb2.Summary.Value, step: int) -> None:
+    def _add(self, value: summary_pb2.Summary.Value, step: int, header: bool = False) -> None:
         summary = summary_pb2.Summary(value=[value])
         event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
         self.bytes_this_step += event.ByteSize()
-        self._writer.add(event)
+        if header:
+            self._writer.set_header(event)
+        else:
+            self._writer.add(event)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         """A standard scalar, the bytes of TensorBoard's `scalar_pb` (a float32 tensor with
@@ -89,14 +93,16 @@ class SummaryWriter:
         state: Optional[str] = None,
         **extra: Any,
     ) -> None:
-        """A tensor for the RNN Monitor dashboard (see `metadata` for tags and layout)."""
+        """A tensor for the RNN Monitor dashboard (see `metadata` for tags and layout). The
+        manifest starts every event file of the run (a new one follows a fault of the disk)."""
         md = metadata.create_summary_metadata(kind, layer=layer, state=state, **extra)
         tag = metadata.plugin_tag(kind, layer=layer, state=state)
         if isinstance(data, np.ndarray) and data.dtype.kind in "fiub" and data.dtype.itemsize <= 8:
             tensor = packed_proto(data)
         else:
             tensor = tensor_util.make_tensor_proto(data)
-        self._add(summary_pb2.Summary.Value(tag=tag, metadata=md, tensor=tensor), step)
+        self._add(summary_pb2.Summary.Value(tag=tag, metadata=md, tensor=tensor), step,
+                  header=kind == metadata.MANIFEST)
 
     def json_tensor(self, kind: str, payload: Any, step: int, layer: Optional[str] = None) -> None:
         """A string scalar holding JSON (manifest, alerts); NaN/Inf numbers are written as null
@@ -131,6 +137,12 @@ class SummaryWriter:
         error, self._flush_error = self._flush_error, None
         if error is not None:
             raise error
+
+    def finish(self) -> None:
+        """Flush at the end of training; if the log could not be written until then, say
+        which epochs it lacks."""
+        self._join_flush()
+        self._writer.finish()
 
     def close(self) -> None:
         self._join_flush()
