@@ -158,6 +158,33 @@ def test_routes_on_a_real_probe_log(probe_dir):
     assert act["tokens"] and set(act["tokens"][0]) <= set("abcdefgh \n")
 
 
+def test_a_torn_record_and_a_run_continued_in_a_new_file(tmp_path):
+    """After a fault of the disk a file can end in a torn record, and the run goes on in a new
+    file that starts with the manifest again: the plugin shows every complete epoch of both."""
+    from rnn_monitor import load_run
+    from rnn_monitor.logdir.event_file import record
+    from rnn_monitor.logdir.events import event_files
+    from rnn_monitor.logdir.writer import SummaryWriter
+
+    run_dir = synthetic.write_log(str(tmp_path), epochs=3, n_layers=1, timesteps=6, units=3, text_samples=1)
+    (first,) = event_files(run_dir)
+    with open(first, "ab") as handle:  # half of one more record
+        torn = record(b"x" * 64)
+        handle.write(torn[: len(torn) // 2])
+    writer = SummaryWriter(run_dir)
+    writer.json_tensor(metadata.MANIFEST, load_run(str(tmp_path)).manifest, 0)
+    writer.scalar("lstm/dead_ratio", 0.25, 3)
+    writer.close()
+    c = make_client(str(tmp_path))
+    code, body = get(c, "/runs")
+    assert code == 200 and [l["name"] for l in body["runs"][0]["layers"]] == ["lstm"]
+    code, g = get(c, "/gradients", run="rnn_monitor", layer="lstm")
+    assert code == 200 and g["epochs"] == [0, 1, 2]
+    code, h = get(c, "/health", run="rnn_monitor", layer="lstm")
+    assert code == 200 and h["series"]["dead_ratio"]["epochs"][-1] == 3
+    assert load_run(str(tmp_path)).epochs == [0, 1, 2, 3]
+
+
 # --------------------------------------------------------------------------- runs
 def test_runs_lists_layers_states_and_kinds(client):
     code, body = get(client, "/runs")
