@@ -115,7 +115,7 @@ def test_a_full_disk_is_one_line_alerts_go_on_and_logging_resumes_when_space_ret
     faults = [line for line in lines if run_dir in line]
     assert len(faults) == 2, faults
     assert faults[0].startswith(f"rnn_monitor: cannot write the log in {run_dir} (no space left on device): "
-                                "epoch 1 is not in it; training goes on, alerts still work")
+                                "epoch 1 is not in it; training goes on (alerts do not need the disk)")
     assert faults[1] == f"rnn_monitor: logging to {run_dir} resumed at epoch 3; epochs 1-2 are missing from the log"
     # The alert raised while nothing could be written: its hook and its log line.
     assert (2, "nonfinite", "lstm") in {(a["epoch"], a["kind"], a["layer"]) for a in alerts}
@@ -169,8 +169,8 @@ def test_stop_on_works_while_the_log_dir_cannot_be_written(tmp_path, caplog):
     assert said == [
         f"rnn_monitor: the log in {run_dir} was removed during training: epoch 0 written there is lost; "
         "a new log is started there",
-        f"rnn_monitor: cannot write the log in {run_dir} ({cause}): epoch 1 is not in it; training goes on, "
-        "alerts still work, and each logged epoch tries again",
+        f"rnn_monitor: cannot write the log in {run_dir} ({cause}): epoch 1 is not in it; training goes on "
+        "(alerts do not need the disk) and each logged epoch tries again",
         f"rnn_monitor: the log in {run_dir} could not be written until the end of training ({cause}): "
         "epochs 1-2 are missing from it",
     ]

@@ -131,8 +131,8 @@ class RecoveringEventFile:
         self._missing |= steps
         if self._fault is None:
             self._say(f"rnn_monitor: cannot write the log in {self.logdir} ({cause})"
-                      f"{f': {_epochs(steps)} {_be(steps)} not in it' if steps else ''}; training goes on, "
-                      "alerts still work, and each logged epoch tries again")
+                      f"{f': {_epochs(steps)} {_be(steps)} not in it' if steps else ''}; training goes on "
+                      "(alerts do not need the disk) and each logged epoch tries again")
         self._fault = cause
 
 
