@@ -26,7 +26,7 @@ from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
-from rnn_monitor.distribute import is_chief
+from rnn_monitor.distribute import agree_to_stop, cluster_size, is_chief, process_index
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.weights.monitor import WeightMonitor
 from rnn_monitor.logdir.writer import SummaryWriter
@@ -185,6 +185,9 @@ class RNNMonitor(keras.callbacks.Callback):
         if not self._chief:
             return
         self._check_log_dir()
+        if cluster_size() > 1:
+            logger.info("rnn_monitor: process %d of %d writes the log; the others train without it",
+                        process_index(), cluster_size())
         if getattr(self.model, "built", False):
             self._start()
 
@@ -312,18 +315,23 @@ class RNNMonitor(keras.callbacks.Callback):
             "probe": probe.describe() if probe is not None else None,
             "interpret": interpret.describe() if interpret is not None else None,
             "thresholds": vars(self.thresholds).copy(),
+            "processes": {"writer": process_index(), "count": cluster_size()},
         }
 
     # ------------------------------------------------------------------ per epoch
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._last_epoch = epoch
-        if not self._chief:
-            return
-        if not self._started:
-            self._start()
-        self._last_logs = dict(logs or {})
-        if (epoch - self._initial_epoch()) % self.every == 0:
-            self._log_epoch(epoch, logs)
+        logged = (epoch - self._initial_epoch()) % self.every == 0
+        try:
+            if self._chief:
+                if not self._started:
+                    self._start()
+                self._last_logs = dict(logs or {})
+                if logged:
+                    self._log_epoch(epoch, logs)
+        finally:
+            if logged and self.stop_on:  # every process stops where the chief's alert stops it
+                agree_to_stop(self.model)
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:
         if not self._chief or self.writer is None:

@@ -166,3 +166,96 @@ def test_multi_worker_tf_keras_two_workers_only_chief_writes(tmp_path):
     files = os.listdir(os.path.join(log_dir, "rnn_monitor"))
     events = [f for f in files if f.startswith("events.out.tfevents.")]
     assert events and all(f.split(".")[-2] == chief_pid for f in events), (files, chief_pid)
+
+
+# Keras 3's many-machine path: the JAX backend, `keras.distribution.initialize` and a
+# `DataParallel` distribution, two processes on loopback (CPU collectives by gloo), a
+# `tf.data.Dataset` as Keras requires for multi-process input. Process 0 alone writes a full log
+# (gradients through time exact against jax.grad on its own copy of the weights, unit
+# statistics, the alert); an Inf planted in both processes at epoch 2 raises an alert whose
+# `stop_on` stops both there (a process that went on alone would wait for the other forever).
+JAX_PROCESS = textwrap.dedent(
+    """
+    import os, sys, json
+    os.environ.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    import keras, numpy as np, tensorflow as tf
+    from rnn_monitor import RNNMonitor, load_run
+
+    log_dir, address, index = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    keras.distribution.initialize(job_addresses=address, num_processes=2, process_id=index)
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 20, size=(64, 12)).astype("int32")
+    y = rng.integers(0, 5, size=(64,))
+    model = keras.Sequential([keras.Input((12,), dtype="int32"), keras.layers.Embedding(20, 4),
+                              keras.layers.LSTM(8, name="lstm"), keras.layers.Dense(5)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile("adam", loss_fn)
+    expected = {}
+
+    class Expect(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1 and index == 0:  # process 0's own copy: no collective
+                local = lambda vs: [v.value.addressable_shards[0].data for v in vs]
+                tv, ntv = local(model.trainable_variables), local(model.non_trainable_variables)
+                loss = lambda tv: loss_fn(y[:8], model.stateless_call(tv, ntv, x[:8])[0])
+                grads = jax.grad(loss)(tv)
+                cell = [g for g, v in zip(grads, model.trainable_variables) if "lstm" in v.path.split("/")]
+                expected["norm"] = float(np.sqrt(sum(float(np.sum(np.square(g))) for g in cell)))
+
+    class PlantNaN(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                kernel = model.get_layer("lstm").cell.recurrent_kernel
+                w = np.array(kernel.value.addressable_shards[0].data)
+                w[0, 0] = np.inf  # (not NaN: assign checks that both processes give equal values)
+                kernel.assign(w)
+
+    monitor = RNNMonitor(log_dir, probe_data=(x[:8], y[:8]), raise_errors=True, stop_on="nonfinite")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    history = model.fit(data, epochs=5, verbose=0, callbacks=[PlantNaN(), monitor, Expect()])
+    if index == 0:
+        run = load_run(log_dir)
+        assert run.manifest["processes"] == {"writer": 0, "count": 2}, run.manifest["processes"]
+        G = run.timestep_gradients("lstm")
+        assert G.shape == (3, 12, 8) and np.isfinite(G[:2]).all() and (G[:2] > 0).any(), G
+        _, norm = run.scalar("lstm", "grad_norm")
+        assert abs(norm[1] - expected["norm"]) <= 1e-5 * expected["norm"], (norm, expected)
+        epochs, dead = run.scalar("lstm", "dead_ratio")
+        assert list(epochs) == [0, 1, 2] and np.isfinite(dead).all(), dead
+        assert [(a["epoch"], a["kind"]) for a in run.alerts] == [(2, "nonfinite")], run.alerts
+    print("DONE", os.getpid(), index, history.epoch, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_jax_multi_process_only_process_0_writes_and_stop_on_stops_both(tmp_path):
+    pytest.importorskip("jax")
+    log_dir = str(tmp_path / "logs")  # shared by both processes: process 0 alone may write there
+    address = f"127.0.0.1:{_free_ports(1)[0]}"
+    env = dict(os.environ)
+    env.pop("TF_CONFIG", None)
+    procs = [subprocess.Popen([sys.executable, "-c", JAX_PROCESS, log_dir, address, str(index)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    deadline = time.monotonic() + 180  # a process that waits for the other must not hang the suite
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outputs.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for code, out, err in outputs:
+        assert code == 0, out + err[-4000:]
+    done = [line.split(maxsplit=3) for _, out, _ in outputs for line in out.splitlines() if line.startswith("DONE")]
+    assert [(d[2], d[3]) for d in done] == [("0", "[0, 1, 2]"), ("1", "[0, 1, 2]")], done
+    files = os.listdir(os.path.join(log_dir, "rnn_monitor"))
+    events = [f for f in files if f.startswith("events.out.tfevents.")]
+    assert events and all(f.split(".")[-2] == done[0][1] for f in events), (files, done)

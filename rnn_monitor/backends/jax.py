@@ -35,6 +35,20 @@ def _return_freed_heap() -> None:
         pass
 
 
+def _local(value: Any) -> Any:
+    """`value` as an array of this process alone. In a multi-process run (`keras.distribution`)
+    a variable is one array over every process's devices, and a computation on it would wait for
+    the other processes; the probe runs on process 0 only, on its own full copy (a replicated
+    variable, as under `DataParallel`)."""
+    if not isinstance(value, jax.Array) or value.is_fully_addressable:
+        return value
+    if not value.sharding.is_fully_replicated:
+        raise NotImplementedError(
+            "the probe needs a full copy of every weight on process 0; a variable sharded across "
+            "processes (ModelParallel) has none: weights and alerts are still logged")
+    return value.addressable_shards[0].data
+
+
 class Backend:
     """The probe's backend functions on JAX (see `rnn_monitor.backends`)."""
 
@@ -48,7 +62,7 @@ class Backend:
         self._values: Any = None  # the variables' values while `compile`'s body is traced
 
     def _current(self) -> list:
-        return [v.value for v in self.variables]
+        return [_local(v.value) for v in self.variables]
 
     def _scope(self, values: list, collect_losses: bool = False) -> Any:
         return keras.StatelessScope(state_mapping=list(zip(self.variables, values)), collect_losses=collect_losses)

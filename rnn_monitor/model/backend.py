@@ -67,8 +67,22 @@ def variable_numpy(var: Any) -> Any:
     import keras
 
     if isinstance(var, keras.Variable):
-        return keras.ops.convert_to_numpy(var)
+        value = var.value
+        if not getattr(value, "is_fully_addressable", True) and value.sharding.is_fully_replicated:
+            value = value.addressable_shards[0].data  # a JAX multi-process run: this process's copy
+        return keras.ops.convert_to_numpy(value)
     return var.numpy()
+
+
+def _snapshot(var: Any) -> Any:
+    """A copy of a variable's value that `assign` puts back. On JAX its value itself (immutable,
+    and already laid out as the variable is: putting back numpy would be checked against every
+    other process of a multi-process run, a collective they do not join)."""
+    import keras
+
+    if isinstance(var, keras.Variable) and keras.backend.backend() == "jax":
+        return var.value
+    return variable_numpy(var)
 
 
 def cell_call_kwargs(cell: Any) -> dict:
@@ -228,7 +242,7 @@ def kept_state(model: Any) -> Iterator[None]:
     try:
         layers = _layers(model)
         variables = _seed_states(layers, model) + _carried_states(layers)
-        saved = [(v, variable_numpy(v)) for v in {id(v): v for v in variables}.values()]
+        saved = [(v, _snapshot(v)) for v in {id(v): v for v in variables}.values()]
     except Exception:  # noqa: BLE001 - an unusual model: monitor without keeping them
         logging.getLogger("rnn_monitor").warning(
             "rnn_monitor: cannot read the model's carried states and random seeds; the monitor's "
