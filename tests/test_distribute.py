@@ -174,6 +174,26 @@ def test_multi_worker_tf_keras_two_workers_only_chief_writes(tmp_path):
 # (gradients through time exact against jax.grad on its own copy of the weights, unit
 # statistics, the alert); an Inf planted in both processes at epoch 2 raises an alert whose
 # `stop_on` stops both there (a process that went on alone would wait for the other forever).
+# The model and data of both JAX scripts below, and ||dL/dW|| of its LSTM on the probe batch by
+# jax.grad at given values of the variables (set after the distribution: variables are laid out
+# when they are made).
+JAX_MODEL = textwrap.dedent(
+    """
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 20, size=(64, 12)).astype("int32")
+    y = rng.integers(0, 5, size=(64,))
+    model = keras.Sequential([keras.Input((12,), dtype="int32"), keras.layers.Embedding(20, 4),
+                              keras.layers.LSTM(8, name="lstm"), keras.layers.Dense(5)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile("adam", loss_fn)
+
+    def lstm_grad_norm(tv, ntv):
+        grads = jax.grad(lambda tv: loss_fn(y[:8], model.stateless_call(tv, ntv, x[:8])[0]))(tv)
+        cell = [g for g, v in zip(grads, model.trainable_variables) if "lstm" in v.path.split("/")]
+        return float(np.sqrt(sum(float(np.sum(np.square(g))) for g in cell)))
+    """
+)
+
 JAX_PROCESS = textwrap.dedent(
     """
     import os, sys, json
@@ -187,26 +207,18 @@ JAX_PROCESS = textwrap.dedent(
     keras.distribution.initialize(job_addresses=address, num_processes=2, process_id=index)
     keras.distribution.set_distribution(keras.distribution.DataParallel())
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.integers(1, 20, size=(64, 12)).astype("int32")
-    y = rng.integers(0, 5, size=(64,))
-    model = keras.Sequential([keras.Input((12,), dtype="int32"), keras.layers.Embedding(20, 4),
-                              keras.layers.LSTM(8, name="lstm"), keras.layers.Dense(5)])
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile("adam", loss_fn)
+    """
+) + JAX_MODEL + textwrap.dedent(
+    """
     expected = {}
 
     class Expect(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1 and index == 0:  # process 0's own copy: no collective
                 local = lambda vs: [v.value.addressable_shards[0].data for v in vs]
-                tv, ntv = local(model.trainable_variables), local(model.non_trainable_variables)
-                loss = lambda tv: loss_fn(y[:8], model.stateless_call(tv, ntv, x[:8])[0])
-                grads = jax.grad(loss)(tv)
-                cell = [g for g, v in zip(grads, model.trainable_variables) if "lstm" in v.path.split("/")]
-                expected["norm"] = float(np.sqrt(sum(float(np.sum(np.square(g))) for g in cell)))
+                expected["norm"] = lstm_grad_norm(local(model.trainable_variables), local(model.non_trainable_variables))
 
-    class PlantNaN(keras.callbacks.Callback):
+    class PlantInf(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 2:
                 kernel = model.get_layer("lstm").cell.recurrent_kernel
@@ -216,7 +228,7 @@ JAX_PROCESS = textwrap.dedent(
 
     monitor = RNNMonitor(log_dir, probe_data=(x[:8], y[:8]), raise_errors=True, stop_on="nonfinite")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    history = model.fit(data, epochs=5, verbose=0, callbacks=[PlantNaN(), monitor, Expect()])
+    history = model.fit(data, epochs=5, verbose=0, callbacks=[PlantInf(), monitor, Expect()])
     if index == 0:
         run = load_run(log_dir)
         assert run.manifest["processes"] == {"writer": 0, "count": 2}, run.manifest["processes"]
@@ -259,3 +271,35 @@ def test_jax_multi_process_only_process_0_writes_and_stop_on_stops_both(tmp_path
     files = os.listdir(os.path.join(log_dir, "rnn_monitor"))
     events = [f for f in files if f.startswith("events.out.tfevents.")]
     assert events and all(f.split(".")[-2] == done[0][1] for f in events), (files, done)
+
+
+JAX_ONE_HOST = textwrap.dedent(
+    """
+    import os, sys
+    os.environ.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    import jax, keras, numpy as np
+    from rnn_monitor import RNNMonitor, load_run
+
+    assert len(jax.devices()) == 2
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    """
+) + JAX_MODEL + textwrap.dedent(
+    """
+    monitor = RNNMonitor(sys.argv[1], probe_data=(x[:8], y[:8]), raise_errors=True)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[monitor])
+    expected = lstm_grad_norm([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+    _, norm = load_run(sys.argv[1]).scalar("lstm", "grad_norm")
+    assert abs(norm[-1] - expected) <= 1e-5 * expected, (norm, expected)
+    print("OK")
+    """
+)
+
+
+def test_jax_data_parallel_on_two_devices_of_one_host(tmp_path):
+    """Keras 3 on JAX with a DataParallel distribution over two (host) devices: the probe's
+    gradient norm at the final weights equals jax.grad's."""
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run([sys.executable, "-c", JAX_ONE_HOST, str(tmp_path / "logs")], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr[-4000:]

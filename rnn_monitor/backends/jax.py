@@ -45,7 +45,7 @@ def _local(value: Any) -> Any:
     if not value.sharding.is_fully_replicated:
         raise NotImplementedError(
             "the probe needs a full copy of every weight on process 0; a variable sharded across "
-            "processes (ModelParallel) has none: weights and alerts are still logged")
+            "processes (ModelParallel) has none")
     return value.addressable_shards[0].data
 
 
