@@ -75,14 +75,18 @@ def variable_numpy(var: Any) -> Any:
 
 
 def _snapshot(var: Any) -> Any:
-    """A copy of a variable's value that `assign` puts back. On JAX its value itself (immutable,
-    and already laid out as the variable is: putting back numpy would be checked against every
-    other process of a multi-process run, a collective they do not join)."""
-    import keras
-
-    if isinstance(var, keras.Variable) and keras.backend.backend() == "jax":
-        return var.value
+    """A copy of a variable's value that `assign` puts back: numpy, or in a JAX multi-process run
+    the (immutable) array itself, put back only if it was replaced (putting back numpy there
+    would be checked against every other process, a collective they do not join)."""
+    value = getattr(var, "value", None)
+    if not getattr(value, "is_fully_addressable", True):
+        return value
     return variable_numpy(var)
+
+
+def _put_back(var: Any, saved: Any) -> None:
+    if getattr(var, "value", None) is not saved:
+        var.assign(saved)
 
 
 def cell_call_kwargs(cell: Any) -> dict:
@@ -252,7 +256,7 @@ def kept_state(model: Any) -> Iterator[None]:
     finally:
         for var, value in saved:
             try:
-                var.assign(value)
+                _put_back(var, value)
             except Exception:  # noqa: BLE001 - training goes on
                 logging.getLogger("rnn_monitor").warning(
                     "rnn_monitor: could not restore %r after the monitor's calls of the model; this run "
