@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -102,6 +104,23 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None
             continue
 
 
+# What TensorBoard's process prints at start that says nothing to a user of the demo: TensorFlow's
+# start-up log lines (CPU features, "failed call to cuInit" on a machine without a GPU), the note
+# on its fast loader, its own address line (the demo prints where to open the dashboard) and its
+# line when the demo stops it.
+_START_UP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl|[IWEF]\d{4} |To enable the following instructions|"
+    r"NOTE: Using experimental fast data loading|\s+\"--load_fast=false\"|\s+https://github\.com/tensorflow/"
+    r"tensorboard/issues/4784|TensorBoard \S+ at http|TensorBoard caught SIG\w+; exiting|\s*$)")
+
+
+def _forward_quietly(stream) -> None:
+    """Copy TensorBoard's output to stderr, without its start-up noise: errors still show."""
+    for line in stream:
+        if not _START_UP_NOISE.match(line):
+            sys.stderr.write(line)
+
+
 def serve(logdir: str, host: str, port: int) -> int:
     """Run TensorBoard until it exits or the demo is stopped (Ctrl-C, SIGTERM, SIGHUP).
 
@@ -115,7 +134,10 @@ def serve(logdir: str, host: str, port: int) -> int:
         return 1
     command = [tensorboard, "--logdir", logdir, "--host", host, "--port", str(port), "--samples_per_plugin", "rnn_monitor=0"]
     print(f"\nServing TensorBoard: http://{host}:{port}/#rnn_monitor  (Ctrl-C to stop)", flush=True)
-    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    threading.Thread(target=_forward_quietly, args=(process.stdout,), daemon=True).start()
 
     def stop(signum, _frame):
         raise KeyboardInterrupt
