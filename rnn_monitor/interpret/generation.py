@@ -22,6 +22,7 @@ import numpy as np
 
 from rnn_monitor.interpret.scoring import forward, predict
 from rnn_monitor.model.anatomy import find_rnn_layers
+from rnn_monitor.model.backend import keeping_state
 
 _STATE_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
@@ -146,6 +147,7 @@ def _decode(tokens: Sequence[int], vocabulary: Optional[Sequence[str]]) -> str:
     return "".join(str(vocabulary[t]) if 0 <= t < len(vocabulary) else f"<{t}>" for t in tokens)
 
 
+@keeping_state
 def generate(
     model: Any, seed: Sequence[int], steps: int = 200, temperature: float = 0.0,
     vocabulary: Optional[Sequence[str]] = None, rng: Optional[np.random.Generator] = None,

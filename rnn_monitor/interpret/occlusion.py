@@ -10,8 +10,10 @@ import numpy as np
 from rnn_monitor.interpret.scoring import (
     DEFAULT_MAX_COPIES, check_classifier, pick, predict, predict_rows, resolve_target,
 )
+from rnn_monitor.model.backend import keeping_state
 
 
+@keeping_state
 def occlusion(
     model: Any, x: np.ndarray, target: Optional[int] = None, fill: Any = 0, window: int = 1,
     max_copies: int = DEFAULT_MAX_COPIES,

@@ -10,6 +10,7 @@ import numpy as np
 from rnn_monitor.interpret.scoring import (
     DEFAULT_MAX_COPIES, check_classifier, pick, predict, predict_rows, resolve_target,
 )
+from rnn_monitor.model.backend import keeping_state
 
 
 def _takes_any_length(model: Any, index: int = 0) -> bool:
@@ -34,6 +35,7 @@ def _prefixes(x: np.ndarray, fill: Any, any_length: bool) -> list[np.ndarray]:
     return out
 
 
+@keeping_state
 def prediction_as_read(
     model: Any, x: Any, target: Optional[int] = None, fill: Any = 0,
     max_copies: int = DEFAULT_MAX_COPIES,

@@ -19,9 +19,10 @@ tf_keras is never imported here: a tf.keras 2 model can only exist when it alrea
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 KERAS = "keras"
 TF_KERAS = "tf_keras"
@@ -262,6 +263,18 @@ def kept_state(model: Any) -> Iterator[None]:
                     "rnn_monitor: could not restore %r after the monitor's calls of the model; this run "
                     "may train differently from one without the monitor",
                     getattr(var, "path", getattr(var, "name", "?")))
+
+
+def keeping_state(fn: Callable) -> Callable:
+    """`fn(model, ...)` run within `kept_state(model)`: a stand-alone interpretability function
+    leaves the model's carried states and dropout seeds as it found them, as the callback does."""
+
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        with kept_state(model):
+            return fn(model, *args, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager
