@@ -6,6 +6,7 @@ kernel and bias stacked, gate boundaries marked) and the gradient-over-time heat
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -111,7 +112,7 @@ def pool_factor(rows: int, cols: int, max_pixels: int = MAX_WEIGHT_PIXELS) -> in
 def weight_heatmap(
     weights: Sequence[np.ndarray], gate_width: Optional[int] = None, gap: int = 2,
     max_pixels: int = MAX_WEIGHT_PIXELS,
-) -> np.ndarray:
+) -> "WeightHeatmap":
     """Kernel, recurrent kernel and bias, one band each, columns in gate order.
 
     Each band has its own symmetric colour scale (they differ by orders of magnitude); bands
@@ -147,7 +148,16 @@ def weight_heatmap(
     if gate_width and gate_width < width:
         cuts = list(range(gate_width, width, gate_width))
         image = np.insert(image, cuts, SEPARATOR_RGB, axis=1)
-    return image
+    return WeightHeatmap(image, factor)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightHeatmap:
+    """A layer's weight image: `rgb` [H, W, 3] uint8, and `pool`, the side of the block of
+    weights each pixel shows (1: one weight a pixel)."""
+
+    rgb: np.ndarray
+    pool: int
 
 
 def weight_pool(mats: Sequence[np.ndarray], max_pixels: int = MAX_WEIGHT_PIXELS) -> int:

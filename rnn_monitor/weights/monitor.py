@@ -61,9 +61,8 @@ class WeightMonitor:
         if not order:
             order = list(arrays)
         mats = [arrays[r] for r in order]
-        rgb = images.weight_heatmap(mats, gate_width=info.units if info.gates else None)
-        flat = [np.atleast_2d(np.asarray(m)).reshape(-1, np.shape(m)[-1]) for m in mats]
-        factor = images.weight_pool(flat)
+        heatmap = images.weight_heatmap(mats, gate_width=info.units if info.gates else None)
+        factor = heatmap.pool
         pooled = (f" Each pixel is the largest-magnitude weight of a {factor}x{factor} block "
                   "(the layer has too many weights for one pixel each)." if factor > 1 else "")
         description = (
@@ -72,4 +71,4 @@ class WeightMonitor:
             "Red positive, blue negative, white 0 (each band its own scale); magenta = NaN/Inf."
             + pooled
         )
-        self.writer.image(f"{info.name}/weights", rgb, epoch, description=description)
+        self.writer.image(f"{info.name}/weights", heatmap.rgb, epoch, description=description)

@@ -30,20 +30,22 @@ def test_large_layer_image_is_pooled_small_and_small_layers_are_not():
     recurrent = rng.normal(size=(units, 4 * units))
     bias = rng.normal(size=(4 * units,))
     kernel[3, 5] = np.nan
-    rgb = images.weight_heatmap([kernel, recurrent, bias], gate_width=units)
+    heatmap = images.weight_heatmap([kernel, recurrent, bias], gate_width=units)
+    rgb = heatmap.rgb
     png = images.encode_png(rgb)
     assert len(png) < 200_000  # about 10 MB of PNG at one pixel per weight
     assert (rgb == images.NONFINITE_RGB).all(axis=-1).any()  # the NaN is still shown
-    factor = images.weight_pool([kernel, recurrent, bias.reshape(1, -1)])
-    assert factor > 1
+    rows = 2 * units + 1
+    f = heatmap.pool  # the smallest factor that brings the image under the pixel budget
+    assert f > 1 and -(-rows // f) * -(-4 * units // f) <= images.MAX_WEIGHT_PIXELS
+    assert -(-rows // (f - 1)) * -(-4 * units // (f - 1)) > images.MAX_WEIGHT_PIXELS
     # every gate keeps its own columns: 3 dark separators between the 4 gates
     dark = (rgb == images.SEPARATOR_RGB).all(axis=-1).all(axis=0)
     runs = np.flatnonzero(np.diff(dark.astype(int)) == 1)
     assert len(runs) == 3
     small = images.weight_heatmap([rng.normal(size=(32, 512)), rng.normal(size=(128, 512)), rng.normal(size=(512,))],
                                   gate_width=128)
-    assert images.weight_pool([np.zeros((32, 512)), np.zeros((128, 512)), np.zeros((1, 512))]) == 1
-    assert small.shape[1] >= 512
+    assert small.pool == 1 and small.rgb.shape[1] >= 512
 
 
 def test_png_palette_keeps_every_colour_of_a_heatmap_exactly():
