@@ -75,9 +75,13 @@ class Source:
         return runs[name]
 
     def layer(self, run: RunIndex, name: Optional[str]) -> LayerIndex:
-        if name not in run.layers:
-            raise NotFound("unknown layer for this run (see ./runs)")
-        return run.layers[name]
+        """The layer's index; empty for a layer the manifest names but nothing was probed for."""
+        if name in run.layers:
+            return run.layers[name]
+        listed = (self.manifest(run) or {}).get("layers") or []
+        if any(isinstance(info, dict) and info.get("name") == name for info in listed):
+            return LayerIndex(name)
+        raise NotFound("unknown layer for this run (see ./runs)")
 
     # ---------------------------------------------------------------- reading
     def series(self, run: RunIndex, tag: str) -> list[tuple[int, np.ndarray]]:

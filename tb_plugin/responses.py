@@ -87,6 +87,7 @@ def runs_response(src: Source) -> dict:
                 "states": _order_states(list(idx.states), info.get("gates") or []),
                 "has": {k: k in idx.kinds for k in metadata.LAYER_KINDS if k != metadata.ACTIVATIONS},
                 "sources": sources_of(run, idx),
+                "missing": None if idx.kinds else missing_reason(manifest, lname),
             })
         runs.append({
             "run": name,
@@ -100,16 +101,36 @@ def runs_response(src: Source) -> dict:
     return {"runs": runs, "notes": notes, "samples_flag": SAMPLES_FLAG}
 
 
+def missing_reason(manifest: dict, layer_name: str) -> str:
+    """Why a layer of the manifest has no probe data (gradients, activations, unit health)."""
+    probe = manifest.get("probe")
+    if not isinstance(probe, dict):
+        return "the run was logged without probe data"
+    if layer_name not in (probe.get("states") or {}):
+        return ("the probe does not cover this layer (one it cannot step, or one not selected: "
+                "the training log says which)")
+    return "the probe part was switched off during training (the training log says why)"
+
+
 def _order_states(states: list[str], gates: list[str]) -> list[str]:
     order = {"h": 0, "c": 1}
     gate_pos = {g: i for i, g in enumerate(gates)}
     return sorted(states, key=lambda s: (order.get(s, 2), gate_pos.get(s, 99), s))
 
 
+def _absent(src: Source, run: RunIndex, layer: LayerIndex, what: str, otherwise: str) -> str:
+    """The message for `what` missing from `layer`: why nothing was probed for it, when nothing
+    was, else `otherwise` (why this one kind is missing)."""
+    if layer.kinds or layer.states:
+        return f"no {what} for this layer: {otherwise}"
+    why = missing_reason(src.manifest(run) or {}, layer.name)
+    return f"no {what} for this layer: {why}; its weights are in the Health view"
+
+
 def _layer_kind_series(src: Source, run: RunIndex, layer: LayerIndex, kind: str) -> list:
     tag = layer.kinds.get(kind)
     if tag is None:
-        raise NotFound(f"no {kind} for this layer: the run was logged without probe data with labels")
+        raise NotFound(_absent(src, run, layer, kind, "the run was logged without probe data with labels"))
     return src.series(run, tag)
 
 
@@ -243,7 +264,7 @@ def activations_response(src: Source, run_name: str, layer_name: str, state: Opt
     run = src.run(run_name)
     layer = src.layer(run, layer_name)
     state, chosen, steps, arr = _state_at(src, run, layer.states, state, epoch,
-                                          "no activations for this layer: the run was logged without probe data")
+                                          _absent(src, run, layer, "activations", "the run was logged without probe data"))
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
@@ -526,7 +547,7 @@ def text_source_response(src: Source, run_name: str, layer_name: str, source: st
 def _periodicity_at(src: Source, run: RunIndex, layer: LayerIndex, epoch: Optional[int]) -> tuple[int, list[int], dict]:
     tag = layer.kinds.get(metadata.PERIODICITY)
     if tag is None:
-        raise NotFound("no unit descriptions for this layer: they need probe_data of token ids or rows [B, T, D]")
+        raise NotFound(_absent(src, run, layer, "unit descriptions", "they need probe_data of token ids or rows [B, T, D]"))
     series = src.series(run, tag)
     steps = [s for s, _ in series]
     chosen = _pick_epoch(steps, epoch)

@@ -185,6 +185,37 @@ def test_a_torn_record_and_a_run_continued_in_a_new_file(tmp_path):
     assert load_run(str(tmp_path)).epochs == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("probe, why", [
+    (None, "the run was logged without probe data"),
+    ({"states": {"lstm": ["h", "c"]}}, "the probe part was switched off during training"),
+    ({"states": {}}, "the probe does not cover this layer"),
+])
+def test_a_layer_without_probe_data_says_why_and_keeps_its_weights(tmp_path, probe, why):
+    """A layer the manifest lists but nothing was probed for (no probe data, the probe part
+    switched off, a layer the probe cannot step): every layer route answers with the reason,
+    never 'unknown layer', and the Health view has its weights."""
+    from rnn_monitor.logdir.writer import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "rnn_monitor"))
+    writer.json_tensor(metadata.MANIFEST, {"layers": [{"name": "lstm", "gates": ["i", "f", "c", "o"]}],
+                                           "probe": probe}, 0)
+    for epoch in range(2):
+        writer.scalar(metadata.scalar_tag("lstm", "kernel/i/l2"), 1.0 + epoch, epoch)
+    writer.close()
+    c = make_client(str(tmp_path))
+    code, body = get(c, "/runs")
+    (layer,) = body["runs"][0]["layers"]
+    assert code == 200 and layer["missing"].startswith(why) and not any(layer["has"].values())
+    for route, extra in (("/gradients", {}), ("/gradient_units", {"epoch": "0"}), ("/flow", {}),
+                         ("/activations", {}), ("/units", {}), ("/unit", {"unit": "0"})):
+        code, answer = get(c, route, run="rnn_monitor", layer="lstm", **extra)
+        assert code == 404 and why in answer["error"] and "unknown layer" not in answer["error"], (route, answer)
+    code, health = get(c, "/health", run="rnn_monitor", layer="lstm")
+    assert code == 200 and health["series"]["kernel/i/l2"]["values"] == [1.0, 2.0]
+    code, answer = get(c, "/gradients", run="rnn_monitor", layer="gru")
+    assert code == 404 and "unknown layer" in answer["error"]
+
+
 # --------------------------------------------------------------------------- runs
 def test_runs_lists_layers_states_and_kinds(client):
     code, body = get(client, "/runs")

@@ -51,7 +51,12 @@ export function section(title, subtitle, ...children) {
   return el("section", { class: "card" }, el("h2", { text: title }), subtitle ? el("p", { class: "sub", text: subtitle }) : null, ...children);
 }
 
-export function noProbe(what) {
+// `missing`: why nothing was probed for the layer (the /runs answer's `missing`); without probe
+// data at all, say what to pass.
+export function noProbe(what, missing) {
+  if (missing && missing !== "the run was logged without probe data") {
+    return notice("info", `No ${what} for this layer: ${missing}. Its weights are in the Health view.`);
+  }
   return notice(
     "info",
     `No ${what} for this layer: the run was logged without probe data. Pass `,

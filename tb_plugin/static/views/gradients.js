@@ -11,7 +11,7 @@ import { attachHover, drawHeatmap } from "../lib/heatmap.js";
 // state: the page's shared state (app.js): run, gradEpochIndex, unitKind.
 export async function renderGradients(view, layer, stale, state) {
   if (!layer.has || !layer.has.timestep_grad_norm) {
-    view.append(noProbe("gradients through time"));
+    view.append(noProbe("gradients through time", layer.missing));
     return;
   }
   const params = { run: state.run, layer: layer.name };

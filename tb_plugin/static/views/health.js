@@ -51,7 +51,7 @@ export async function renderHealth(view, layer, stale, state) {
   const xr = Number.isFinite(e0) ? { xMin: e0, xMax: Math.max(e1, e0 + 1) } : {};
   const grid = el("div", { class: "grid", id: "health-grid" });
   healthCard.append(grid);
-  if (!health.health.length) healthCard.append(noProbe("unit health measurements"));
+  if (!health.health.length) healthCard.append(noProbe("unit health measurements", layer.missing));
   for (const name of health.health) {
     const s = health.series[name];
     const [title, yLabel] = HEALTH_CHARTS[name] || [name, "value"];

@@ -57,7 +57,7 @@ const SOURCE_NAMES = { probe: "probe text", generated: "generated text", importa
 export async function renderText(view, layer, stale, state) {
   const sources = layer.sources && layer.sources.length ? layer.sources : layer.states && layer.states.length ? ["probe"] : [];
   if (!sources.length) {
-    view.append(noProbe("activations"));
+    view.append(noProbe("activations", layer.missing));
     return;
   }
   if (!state.textSource || !sources.includes(state.textSource)) state.textSource = sources[0];
