@@ -63,7 +63,7 @@ class RNNMonitor(keras.callbacks.Callback):
             the training step already did.
         max_bytes_per_epoch: what one logged epoch may write (gradient tensors always, then
             tokens, images and activations while they fit); None for no cap.
-        thresholds: overrides of `rnn_monitor.config.Thresholds` (names in the README).
+        thresholds: overrides of `rnn_monitor.config.Thresholds` (names in docs/reference.md).
         alerts: run the alert rules.
         on_alert: called with each new alert record.
         stop_on: alert kinds that stop training after the epoch they are raised at (e.g.

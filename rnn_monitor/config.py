@@ -1,5 +1,5 @@
 """Thresholds and sizes, with the defaults of DESIGN.md ("Definitions"). Every field is documented
-in the README and can be set through `RNNMonitor(thresholds={...})`."""
+in docs/reference.md and can be set through `RNNMonitor(thresholds={...})`."""
 
 from __future__ import annotations
 
