@@ -14,7 +14,7 @@ cross-check. From the pair:
 * training step's working set = peak(plain) - RSS before fit (plain): what one step of this
   `fit` (its first, traced) needs above the built model;
 * probe's extra peak = peak(monitor) - peak(plain);
-* **ratio** = probe's extra peak / training step's working set (DESIGN.md's target: <= 1.0,
+* **ratio** = probe's extra peak / training step's working set (target: <= 1.0,
   goal 0.5).
 
 The model is the overhead benchmark's reference model made longer and wider:

@@ -1,4 +1,4 @@
-"""Thresholds and sizes, with the defaults of DESIGN.md ("Definitions"). Every field is documented
+"""Thresholds and sizes, with their defaults (docs/reference.md, "Scalars"). Every field is documented
 in docs/reference.md and can be set through `RNNMonitor(thresholds={...})`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ DEFAULT_MAX_BYTES_PER_EPOCH = 1_900_000
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
-    """Definitions of the measurements (DESIGN.md "Definitions") and the alert rules' thresholds.
+    """Definitions of the measurements (docs/reference.md, "Scalars") and the alert rules' thresholds.
 
     The rule thresholds were chosen on the labelled benchmark (benchmarks/alert_benchmark.py,
     tune split); docs/alerts.md gives the figures each value sits between.

@@ -1,6 +1,6 @@
 """Alert and finding kinds, their titles and the advice each alert message carries.
 
-An **alert** says "this is hurting training now; act" (DESIGN.md "What an alert claims"); a
+An **alert** says "this is hurting training now; act" (docs/alerts.md); a
 **finding** is a number that is unusual but not, on its own evidence, a fault: it is logged,
 listed and shown, never a reason to stop.
 """

@@ -2,7 +2,7 @@
 
 No TensorFlow, no I/O. `check_record` says which alerts and findings hold in one epoch, given
 the `History` of the earlier ones; `AlertRules` keeps that history and turns the conditions into
-alert and finding records with start / clear bookkeeping (DESIGN.md "What an alert claims").
+alert and finding records with start / clear bookkeeping (docs/alerts.md).
 
 An alert says "this is hurting training now; act"; a finding is a number worth knowing that the
 evidence does not make a fault. The rules, per monitored layer (defaults in

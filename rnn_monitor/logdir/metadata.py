@@ -59,7 +59,7 @@ TEMPORAL_FLOW = "temporal_flow"  # float32 [K]: F[k], k = 0 .. K-1
 ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) for S sequences
 
 
-# What each unit does (DESIGN.md "Interpretability"), per layer and logged epoch, from the h of
+# What each unit does (docs/reference.md, "What each unit does"), per layer and logged epoch, from the h of
 # the first `unit_samples` probe sequences (input order; backward layers read in their own order,
 # see `rnn_monitor.probe.units`):
 AVERAGE_INPUT = "average_input"  # float16 [U, W, D]: activation-weighted mean input window, or

@@ -48,7 +48,7 @@ def layer_stats(
     thresholds: Any, units: Optional[Sequence[int]], text_samples: int, gradients: bool,
     say_once: Callable[..., None], refuse: Optional[Callable[..., None]] = None,
 ) -> dict:
-    """One layer's unroll results -> the statistics of DESIGN.md, in input order.
+    """One layer's unroll results -> the statistics of docs/reference.md, in input order.
 
     `static` is what the trace found about the cell (`rnn_monitor.probe.graph`): whether h is
     bounded, is a tanh output, is the cell's output (direct), is a state (recurrent), how many

@@ -2,7 +2,7 @@
 
 Each logged epoch, `ProbeMonitor.log_epoch` runs one forward + backward pass of the model on
 the fixed probe batch with every monitored recurrent layer run by the probe's loop or kernel
-(`rnn_monitor.probe.graph`), turns the reduced arrays into the statistics of DESIGN.md
+(`rnn_monitor.probe.graph`), turns the reduced arrays into the statistics defined in docs/reference.md
 (`rnn_monitor.stats.gradients`, `rnn_monitor.stats.units`), fills the `EpochRecord` and writes
 the plugin tensors and the gradient heatmap image.
 

@@ -1,6 +1,6 @@
 """What each unit does, from the probe's own activations: the input it likes to see (average
 input, after comprehend) and its periodic components (spectrum, after johndah), per layer and
-logged epoch (DESIGN.md "Interpretability"). The definitions are the pure numpy ones in
+logged epoch (docs/reference.md, "What each unit does"). The definitions are the pure numpy ones in
 `rnn_monitor.stats`; this module picks their inputs, bins the spectrum for the log and draws the
 two TensorBoard images (the Fourier heat surface, and for continuous inputs the average-input
 grid).

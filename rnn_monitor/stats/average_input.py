@@ -1,7 +1,7 @@
 """The input each unit likes to see (after comprehend): the activation-weighted average of the
 input window that ends at each position. Pure numpy.
 
-Definition (DESIGN.md "Interpretability"): for every position t >= window-1 of every sequence b,
+Definition: for every position t >= window-1 of every sequence b,
 weight ``w = max(a[b, t, u], 0)`` and window ``x[b, t-window+1 .. t]`` (one-hot with
 `vocab_size` for token ids); the result is ``sum w * window / sum w`` per unit, zeros where a
 unit never fires. Positions whose activation is not finite (masked steps are NaN) are left out,

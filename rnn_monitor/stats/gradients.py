@@ -1,6 +1,6 @@
 """Gradient-through-time statistics from the probe's reduced arrays (pure numpy, no TensorFlow).
 
-Definitions (DESIGN.md, "Definitions"), with masking made explicit:
+Definitions (docs/reference.md, "Scalars"), with masking made explicit:
 
 * ``G[t, u] = mean_b |dL/dh_{b,t,u}|`` over the sequences b whose step t is valid; NaN where no
   sequence is valid at t. ``g[t] = mean_b ||dL/dh_{b,t}||_2`` likewise.

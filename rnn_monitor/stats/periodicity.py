@@ -1,7 +1,7 @@
 """Periodic units (after johndah's Fourier neuron detection): the power spectrum of each unit's
 activation over time, its peak frequency and how much of the power the peak holds. Pure numpy.
 
-Definition (DESIGN.md "Interpretability"): per sequence remove each unit's mean over time,
+Definition: per sequence remove each unit's mean over time,
 ``|rfft|^2`` along time, mean over sequences, the DC term dropped; ``freqs`` in cycles per step;
 ``strength = max power / total power``.
 

@@ -13,7 +13,7 @@ unit, over the valid (unmasked) positions (b, t) only:
 
 `accumulate` computes the same accumulators from full arrays in numpy (reference and tests).
 
-Definitions (DESIGN.md): a unit is *dead* when the std of its output h over the valid positions
+Definitions (docs/reference.md, "Scalars"): a unit is *dead* when the std of its output h over the valid positions
 is below `dead_std`; *exploding* when an unbounded state (LSTM c; h of a cell whose activation is
 not bounded, e.g. ReLU or linear) exceeds `exploding_state` in |value|, or any of its states is
 non-finite; *saturated* when its tanh output is saturated in more than `saturation_fraction` of

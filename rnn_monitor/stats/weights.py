@@ -1,6 +1,6 @@
 """Per-gate weight statistics: L2 norm, update ratio against the previous snapshot, non-finite count.
 
-Definitions (DESIGN.md): the gate's column block of kernel / recurrent_kernel / bias;
+Definitions (docs/reference.md, "Scalars"): the gate's column block of kernel / recurrent_kernel / bias;
 L2 = Frobenius norm over the finite entries; update ratio = ||W_e - W_prev|| / ||W_prev||;
 nonfinite = number of NaN and Inf entries. Non-finite entries are set aside (not summed) so a
 single NaN never turns every plot into NaN, and are counted instead.

@@ -1,6 +1,6 @@
 """The alert rules on planted EpochRecords (pure numpy, no TF): each rule fires on its planted
 signature, at the epoch its definition says, and stays quiet on the look-alikes that are not
-faults (DESIGN.md "What an alert claims")."""
+faults (docs/alerts.md)."""
 
 import json
 import math
