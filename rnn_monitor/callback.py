@@ -10,7 +10,6 @@ in the monitor is logged once and that part is switched off, training goes on
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import tempfile
 import traceback
@@ -25,7 +24,9 @@ from rnn_monitor.model.patch import PATHS as PROBE_PATHS
 from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
 from rnn_monitor.beside import Beside
-from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_generate_config
+from rnn_monitor.config import (
+    DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_count, check_flag, check_generate_config, check_units,
+)
 from rnn_monitor.distribute import agree_to_stop, cluster_size, is_chief, process_index
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.weights.monitor import WeightMonitor
@@ -120,7 +121,7 @@ class RNNMonitor(keras.callbacks.Callback):
         raise_errors: bool = False,
     ) -> None:
         super().__init__()
-        every = _count("every", every, minimum=1)
+        every = check_count("every", every, minimum=1)
         if not log_dir:
             raise ValueError("log_dir is required: the directory TensorBoard will read")
         self.log_dir = os.fspath(log_dir)
@@ -130,29 +131,29 @@ class RNNMonitor(keras.callbacks.Callback):
         if isinstance(layers, str):  # one layer's name, not its characters
             layers = [layers]
         self.layer_names = list(layers) if layers is not None else None
-        self.histograms = histograms
-        self.images = images
-        self.text_samples = _count("text_samples", text_samples, minimum=0)
-        self.max_timesteps = max_timesteps
-        self.units = list(units) if units is not None else None
-        self.unit_samples = unit_samples
-        self.average_input_window = average_input_window
+        self.histograms = check_flag("histograms", histograms)
+        self.images = check_flag("images", images)
+        self.text_samples = check_count("text_samples", text_samples, minimum=0)
+        self.max_timesteps = None if max_timesteps is None else check_count("max_timesteps", max_timesteps, minimum=1, none="None")
+        self.units = check_units(units)
+        self.unit_samples = check_count("unit_samples", unit_samples, minimum=0)
+        self.average_input_window = check_count("average_input_window", average_input_window, minimum=1)
         self.generate = check_generate_config(generate)
         if importance not in ("auto", True, False):
             raise ValueError(f"importance must be 'auto', True or False, got {importance!r}")
         self.importance = importance
-        self.max_copies = None if max_copies is None else _count("max_copies", max_copies, minimum=1, none="None")
+        self.max_copies = None if max_copies is None else check_count("max_copies", max_copies, minimum=1, none="None")
         if max_bytes_per_epoch is not None:
-            max_bytes_per_epoch = _count("max_bytes_per_epoch", max_bytes_per_epoch, minimum=1, none="None for no cap")
+            max_bytes_per_epoch = check_count("max_bytes_per_epoch", max_bytes_per_epoch, minimum=1, none="None for no cap")
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.thresholds = Thresholds.from_mapping(thresholds)
-        self.alerts_enabled = alerts
+        self.alerts_enabled = check_flag("alerts", alerts)
         self.on_alert = on_alert
         self.stop_on = check_stop_on(stop_on)
         if probe_path not in PROBE_PATHS:
             raise ValueError(f"probe_path must be one of {PROBE_PATHS}, got {probe_path!r}")
         self.probe_path = probe_path
-        self.raise_errors = raise_errors
+        self.raise_errors = check_flag("raise_errors", raise_errors)
 
         self.infos: list[RNNLayerInfo] = []
         self.writer: Optional[SummaryWriter] = None
@@ -391,15 +392,6 @@ class RNNMonitor(keras.callbacks.Callback):
                     traceback.format_exc(),
                 )
             self._parts[name] = None
-
-
-def _count(name: str, value: Any, minimum: int, none: str = "") -> int:
-    """`value` as an int when it is a whole number >= `minimum` (numpy integers too, not bools),
-    else a ValueError that names the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {what}{' or ' + none if none else ''}, got {value!r}")
-    return int(value)
 
 
 def _write_scalars(writer: SummaryWriter, record: EpochRecord) -> None:

@@ -8,6 +8,8 @@ import math
 import numbers
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 # What one logged epoch may write by default: keeps the reference model (Embedding 32 ->
 # LSTM 128 -> LSTM 128, T = 100) under 2 MB an epoch with everything included.
 DEFAULT_MAX_BYTES_PER_EPOCH = 1_900_000
@@ -96,3 +98,31 @@ def check_generate_config(values: Optional[Mapping[str, Any]]) -> Optional[Gener
     if not isinstance(values, Mapping):
         raise ValueError(f'generate must be a dict like {{"seed": "def ", "steps": 200}}, got {type(values).__name__}')
     return GenerateConfig.from_mapping(values)
+
+
+def check_count(name: str, value: Any, minimum: int, none: str = "") -> int:
+    """`value` as an int when it is a whole number >= `minimum` (numpy integers too, not bools),
+    else a ValueError that names the argument (`none`: what else it may be, e.g. "None")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}{' or ' + none if none else ''}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """`value` as a bool when it is True or False (numpy's too), else a ValueError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_units(units: Any) -> Optional[list[int]]:
+    """Unit indices (distinct whole numbers >= 0) as a list, or None for every unit."""
+    if units is None:
+        return None
+    if isinstance(units, (str, bytes)) or not hasattr(units, "__iter__"):
+        raise ValueError(f"units must be a list of unit indices or None, got {units!r}")
+    out = [check_count("units[...]", u, minimum=0) for u in units]
+    if len(set(out)) != len(out):
+        raise ValueError(f"units must not repeat an index, got {list(units)!r}")
+    return out

@@ -66,6 +66,26 @@ def test_bad_arguments_are_clear_errors(log_dir):
     with pytest.raises(ValueError, match="every must be a positive integer, got True"):
         RNNMonitor(log_dir, every=True)
     assert RNNMonitor(log_dir, every=np.int64(2), max_copies=np.int32(3)).every == 2
+    # every argument is checked when the callback is built, the same way (numpy integers pass, bools do not)
+    for name, bad, message in (
+        ("unit_samples", True, "unit_samples must be an integer >= 0, got True"),
+        ("unit_samples", -1, "unit_samples must be an integer >= 0, got -1"),
+        ("average_input_window", 2.5, "average_input_window must be a positive integer, got 2.5"),
+        ("max_timesteps", 0, "max_timesteps must be a positive integer or None, got 0"),
+        ("histograms", "yes", "histograms must be True or False, got 'yes'"),
+        ("images", 1, "images must be True or False, got 1"),
+        ("alerts", None, "alerts must be True or False, got None"),
+        ("raise_errors", "no", "raise_errors must be True or False, got 'no'"),
+        ("units", "abc", "units must be a list of unit indices or None, got 'abc'"),
+        ("units", [1, -2], r"units\[...\] must be an integer >= 0, got -2"),
+        ("units", [3, 3], r"units must not repeat an index, got \[3, 3\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            RNNMonitor(log_dir, **{name: bad})
+    built = RNNMonitor(log_dir, unit_samples=np.int64(8), average_input_window=np.int32(4), max_timesteps=np.int64(5),
+                       units=np.array([0, 2]), histograms=np.bool_(False))
+    assert (built.unit_samples, built.average_input_window, built.max_timesteps, built.units, built.histograms) == (
+        8, 4, 5, [0, 2], False)
     x, y = _data()
     monitor = RNNMonitor(log_dir, layers="lstm")  # one name, not its characters
     _model().fit(x, y, epochs=1, verbose=0, callbacks=[monitor])

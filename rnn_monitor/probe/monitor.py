@@ -40,7 +40,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from rnn_monitor.beside import Beside
-from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH
+from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, check_count, check_units
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.backend import compiled_loss, has_compiled_loss
@@ -98,17 +98,11 @@ class ProbeMonitor:
         self.thresholds = thresholds
         self.vocabulary = vocabulary
         self.text_samples = max(0, int(text_samples))
-        if not isinstance(unit_samples, int) or unit_samples < 0:
-            raise ValueError(f"unit_samples must be a non-negative integer, got {unit_samples!r}")
-        if not isinstance(average_input_window, int) or average_input_window < 1:
-            raise ValueError(f"average_input_window must be a positive integer, got {average_input_window!r}")
-        self.unit_samples = unit_samples
-        self.average_input_window = average_input_window
+        self.unit_samples = check_count("unit_samples", unit_samples, minimum=0)
+        self.average_input_window = check_count("average_input_window", average_input_window, minimum=1)
         self._unit_inputs: Optional[tuple] = None  # (inputs, vocab_size) for the units' descriptions
-        if max_timesteps is not None and (not isinstance(max_timesteps, int) or max_timesteps < 1):
-            raise ValueError(f"max_timesteps must be a positive integer or None, got {max_timesteps!r}")
-        self.max_timesteps = max_timesteps
-        self.units = None if units is None else [int(u) for u in units]
+        self.max_timesteps = None if max_timesteps is None else check_count("max_timesteps", max_timesteps, minimum=1, none="None")
+        self.units = check_units(units)
         self.images = images
         self.max_bytes_per_epoch = max_bytes_per_epoch
         self.x = self.y = self.sample_weight = None
