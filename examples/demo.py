@@ -79,11 +79,14 @@ def report_periodic_and_generated(log_dir: str, top: int = 3) -> list[str]:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: Linux sends it SIGTERM when the demo dies, however it dies."""
+    """In the child, before exec: Linux sends it SIGKILL when the demo dies without stopping it
+    (killed outright; an orderly stop sends SIGTERM first, `stop_process_group`). Not SIGTERM:
+    TensorBoard's handler then writes to its output, a pipe the dead demo no longer reads, and
+    the broken pipe keeps it from exiting."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # not Linux: the signal handlers below still stop it
         pass
 
