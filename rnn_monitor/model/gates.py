@@ -17,6 +17,19 @@ from typing import Any
 
 from keras import ops
 
+# What both unit-statistics reductions (TensorFlow's loop, keras.ops) record per cell kind.
+# State names of the activations view, by cell kind (gates after the states).
+STATE_NAMES = {
+    "lstm": ("h", "c", "i", "f", "g", "o"),
+    "gru": ("h", "z", "r", "hh"),
+    "simple": ("h",),
+    "custom": ("h",),
+}
+# Gates whose activation is the recurrent (sigmoid) one: they get left / right saturation.
+SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
+CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell's own h and c
+CHUNK_ELEMENTS = 1_000_000  # values per gate block in one chunk of steps
+
 
 def f32(value: Any) -> Any:
     return ops.cast(value, "float32")

@@ -20,21 +20,12 @@ from typing import Any
 
 from keras import ops
 
-from rnn_monitor.model.gates import gru_step, lstm_from_preactivations, lstm_preactivations
+from rnn_monitor.model.gates import (
+    CHECK_ROWS, CHUNK_ELEMENTS, SIGMOID_GATES, STATE_NAMES, gru_step, lstm_from_preactivations, lstm_preactivations,
+)
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe.reductions import per_position, started_from
 
-# State names of the activations view, by cell kind (gates after the states).
-STATE_NAMES = {
-    "lstm": ("h", "c", "i", "f", "g", "o"),
-    "gru": ("h", "z", "r", "hh"),
-    "simple": ("h",),
-    "custom": ("h",),
-}
-# Gates whose activation is the recurrent (sigmoid) one: they get left / right saturation.
-SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
-CHECK_ROWS = 8  # sequences on which the gates are checked against the cell's own h and c
-CHUNK_ELEMENTS = 1_000_000  # values per gate block in one chunk of steps
 _WIDTH = {"lstm": 4, "gru": 3}
 
 

@@ -25,19 +25,8 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
+from rnn_monitor.model.gates import CHECK_ROWS, CHUNK_ELEMENTS, SIGMOID_GATES, STATE_NAMES
 from rnn_monitor.model.tensorflow.rows import gru_block, lstm_gates, lstm_preactivations, to_rows
-
-# State names of the activations view, by cell kind (gates after the states).
-STATE_NAMES = {
-    "lstm": ("h", "c", "i", "f", "g", "o"),
-    "gru": ("h", "z", "r", "hh"),
-    "simple": ("h",),
-    "custom": ("h",),
-}
-# Gates whose activation is the recurrent (sigmoid) one: they get left / right saturation.
-SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
-CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell
-CHUNK_ELEMENTS = 1_000_000  # float32 elements per gate block in one vectorized stats chunk
 
 
 def broadcast_mask(mask: Any, like: Any) -> Any:
