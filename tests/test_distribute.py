@@ -131,6 +131,25 @@ def _free_ports(n):
             s.close()
 
 
+def _all_finish(procs, seconds: float) -> list[str]:
+    """Every process's stdout once all have exited with 0 within `seconds` in all; the ones still
+    running then are killed (a process waiting for a lost peer would hang the suite)."""
+    deadline = time.monotonic() + seconds
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outputs.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for code, out, err in outputs:
+        assert code == 0, out + err[-4000:]
+    return [out for _, out, _ in outputs]
+
+
 @pytest.mark.slow
 def test_multi_worker_tf_keras_two_workers_only_chief_writes(tmp_path):
     pytest.importorskip("tf_keras")
@@ -146,20 +165,8 @@ def test_multi_worker_tf_keras_two_workers_only_chief_writes(tmp_path):
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
         )
-    deadline = time.monotonic() + 120  # a lost worker blocks the other's collectives: never hang
-    outputs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    for code, out, err in outputs:
-        assert code == 0, out + err[-4000:]
-    done = [line.split() for _, out, _ in outputs for line in out.splitlines() if line.startswith("DONE")]
+    outputs = _all_finish(procs, 120)  # a lost worker blocks the other's collectives: never hang
+    done = [line.split() for out in outputs for line in out.splitlines() if line.startswith("DONE")]
     assert [d[2] for d in done] == ["True", "False"], done
     assert done[0][3] == done[1][3], done  # synchronous training: the same weights on both workers
     chief_pid = done[0][1]
@@ -253,20 +260,8 @@ def test_jax_multi_process_only_process_0_writes_and_stop_on_stops_both(tmp_path
     env.pop("TF_CONFIG", None)
     procs = [subprocess.Popen([sys.executable, "-c", JAX_PROCESS, log_dir, address, str(index)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
-    deadline = time.monotonic() + 180  # a process that waits for the other must not hang the suite
-    outputs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    for code, out, err in outputs:
-        assert code == 0, out + err[-4000:]
-    done = [line.split(maxsplit=3) for _, out, _ in outputs for line in out.splitlines() if line.startswith("DONE")]
+    outputs = _all_finish(procs, 180)  # a process that waits for the other must not hang the suite
+    done = [line.split(maxsplit=3) for out in outputs for line in out.splitlines() if line.startswith("DONE")]
     assert [(d[2], d[3]) for d in done] == [("0", "[0, 1, 2]"), ("1", "[0, 1, 2]")], done
     files = os.listdir(os.path.join(log_dir, "rnn_monitor"))
     events = [f for f in files if f.startswith("events.out.tfevents.")]

@@ -22,16 +22,9 @@ from rnn_monitor.model.tensorflow import adjoint
 from rnn_monitor.model.tensorflow.unit_stats import UnitStats
 from rnn_monitor.probe.graph import Prober
 from rnn_monitor.stats.gradients import temporal_flow
+from probe_inputs import nan_below_two_lstms, padded_tokens
 
 L = keras.layers
-
-
-def _padded_tokens(lengths, steps, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(1, 9, size=(len(lengths), steps)).astype("int32")
-    for b, n in enumerate(lengths):
-        x[b, n:] = 0
-    return x, rng.integers(0, 3, size=(len(lengths),))
 
 
 @pytest.mark.parametrize("hand_written", [True, False])
@@ -41,7 +34,7 @@ def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_di
     monkeypatch.setattr(adjoint, "ON", hand_written)
     keras.utils.set_random_seed(5)
     lengths = np.array([9, 4, 7, 1, 9, 2])
-    x, y = _padded_tokens(lengths, 9, seed=5)
+    x, y = padded_tokens(lengths, 9, seed=5)
     emb = L.Embedding(9, 3, mask_zero=True)
     low, top = L.LSTM(5, return_sequences=True, name="low"), L.GRU(4, name="top")
     head = L.Dense(3)
@@ -80,7 +73,7 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
     probe's backward gives (per-step sums, norms, flow, v, weight-gradient norms) equals the
     generic pass's to float rounding."""
     keras.utils.set_random_seed(2)
-    x, y = _padded_tokens([11, 6, 3, 11, 8], 11, seed=2)
+    x, y = padded_tokens([11, 6, 3, 11, 8], 11, seed=2)
     x[1, :2] = 0  # a row with leading padding too
     model = _mixed_model(11)
     infos = find_rnn_layers(model)
@@ -124,21 +117,9 @@ def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written, monke
     below it: each pass counts exactly (valid tokens) x units non-finite gradients per layer
     (the count is skipped only when every sum of |dL/dh| is finite)."""
     monkeypatch.setattr(adjoint, "ON", hand_written)
-    keras.utils.set_random_seed(4)
-    x, y = _padded_tokens([7, 3, 7, 5], 7, seed=4)
-    inp = keras.Input((7,), dtype="int32")
-    h = L.Embedding(9, 4, mask_zero=True)(inp)
-    h = L.LSTM(5, return_sequences=True, name="low")(h)
-    h = L.LSTM(4, name="high")(h)
-    model = keras.Model(inp, L.Dense(3, name="out")(h))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    kernel = model.get_layer("out").kernel
-    planted = kernel.numpy()
-    planted[1, 2] = np.nan
-    kernel.assign(planted)
-    infos = find_rnn_layers(model)
-    out = Prober(model, infos, Thresholds(), 2, gradients=True, path="loop").run(tf.constant(x), tf.constant(y))
-    valid = int((x != 0).sum())
+    model, x, y, valid = nan_below_two_lstms([7, 3, 7, 5], masked=True)
+    out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path="loop").run(
+        tf.constant(x), tf.constant(y))
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
 

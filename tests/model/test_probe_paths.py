@@ -21,17 +21,10 @@ from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe.graph import Prober
 from rnn_monitor.stats.gradients import temporal_flow
+from probe_inputs import nan_below_two_lstms, padded_tokens
 
 L = keras.layers
 pytestmark = pytest.mark.backends
-
-
-def _padded_tokens(lengths, steps, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(1, 9, size=(len(lengths), steps)).astype("int32")
-    for b, n in enumerate(lengths):
-        x[b, n:] = 0
-    return x, rng.integers(0, 3, size=(len(lengths),))
 
 
 @pytest.mark.parametrize("path, padded", [("loop", True), ("loop", False), ("kernel", False)])
@@ -41,7 +34,7 @@ def test_lower_layer_flow_matches_a_plain_tape(path, padded, log_dir, lstm_flow_
     over the valid steps."""
     keras.utils.set_random_seed(5)
     lengths = np.array([9, 4, 7, 1, 9, 2]) if padded else np.full(6, 9)
-    x, y = _padded_tokens(lengths, 9, seed=5)
+    x, y = padded_tokens(lengths, 9, seed=5)
     emb = L.Embedding(9, 3, mask_zero=padded)
     low, top = L.LSTM(5, return_sequences=True, name="low"), L.GRU(4, name="top")
     head = L.Dense(3)
@@ -76,7 +69,7 @@ def test_every_probe_number_is_the_same_on_both_paths():
     """Every number the probe gives (per-step sums, norms, flow, v, weight-gradient norms, the
     unit statistics and text samples) is the same through the kernel and through the loop."""
     keras.utils.set_random_seed(2)
-    x, y = _padded_tokens([11] * 5, 11, seed=2)
+    x, y = padded_tokens([11] * 5, 11, seed=2)
     model = _stock_model(11)
     model.fit(x, y, epochs=1, verbose=0)
     infos = find_rnn_layers(model)
@@ -104,7 +97,7 @@ def test_a_batch_unlike_the_prepared_one_still_runs():
     """The probe is compiled at the start of `fit` for the probe batch; called with another batch
     size it gives the same numbers as a probe never prepared."""
     keras.utils.set_random_seed(3)
-    x, y = _padded_tokens([6] * 5, 6, seed=3)
+    x, y = padded_tokens([6] * 5, 6, seed=3)
     inp = keras.Input((6,), dtype="int32")
     model = keras.Model(inp, L.Dense(3)(L.LSTM(4, name="lstm")(L.Embedding(9, 4)(inp))))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -123,20 +116,8 @@ def test_a_batch_unlike_the_prepared_one_still_runs():
 def test_nonfinite_gradients_are_counted_at_every_valid_step(path, lengths):
     """A NaN in the output layer's kernel makes dL/dh NaN at every valid step of every layer
     below it: each path counts exactly (valid tokens) x units non-finite gradients per layer."""
-    keras.utils.set_random_seed(4)
-    x, y = _padded_tokens(lengths, 7, seed=4)
-    inp = keras.Input((7,), dtype="int32")
-    h = L.Embedding(9, 4, mask_zero=path == "loop")(inp)
-    h = L.LSTM(5, return_sequences=True, name="low")(h)
-    h = L.LSTM(4, name="high")(h)
-    model = keras.Model(inp, L.Dense(3, name="out")(h))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    kernel = model.get_layer("out").kernel
-    planted = kernel.numpy()
-    planted[1, 2] = np.nan
-    kernel.assign(planted)
+    model, x, y, valid = nan_below_two_lstms(lengths, masked=path == "loop")
     out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path=path).run(x, y)
-    valid = int((x != 0).sum())
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
 
