@@ -205,7 +205,7 @@ def scale(timesteps: int, units: int, layers: int, batch: int) -> dict:
 
     from rnn_monitor.model.anatomy import find_rnn_layers
     from rnn_monitor.config import Thresholds
-    from rnn_monitor.probe.monitor import ProbeMonitor
+    from rnn_monitor.probe.probe_monitor import ProbeMonitor
     from rnn_monitor.record import EpochRecord
     from rnn_monitor.logdir.writer import SummaryWriter
 
@@ -257,7 +257,7 @@ def interpret_cost(rounds: int = 3, steps: int = 20) -> dict:
     import keras
 
     from rnn_monitor.config import check_generate_config
-    from rnn_monitor.interpret.monitor import InterpretMonitor
+    from rnn_monitor.interpret.interpret_monitor import InterpretMonitor
 
     class _Null:  # the writer's cost is not this part's
         def plugin_tensor(self, *a, **k): ...
@@ -368,7 +368,7 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
     process. ``serial``: one segment in flight in the hand-written reverse pass
     (`adjoint.SEGMENTS_IN_FLIGHT = 1`) and the weight part after the probe; ``in_flight``: two
     segments in flight; ``default``: and the weight part beside the probe's graph
-    (`rnn_monitor.beside`), as shipped."""
+    (`rnn_monitor.background`), as shipped."""
     from rnn_monitor import RNNMonitor
     from rnn_monitor.model.tensorflow import adjoint
 

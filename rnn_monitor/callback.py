@@ -23,13 +23,13 @@ from rnn_monitor.model.backend import kept_state
 from rnn_monitor.model.patch import PATHS as PROBE_PATHS
 from rnn_monitor.probe.data import ProbeDataError
 from rnn_monitor.alerts.engine import check_stop_on
-from rnn_monitor.beside import Beside
+from rnn_monitor.background import BackgroundTask
 from rnn_monitor.config import (
     DEFAULT_MAX_BYTES_PER_EPOCH, Thresholds, check_count, check_flag, check_generate_config, check_units,
 )
 from rnn_monitor.distribute import agree_to_stop, cluster_size, is_chief, process_index
 from rnn_monitor.record import EpochRecord
-from rnn_monitor.weights.monitor import WeightMonitor
+from rnn_monitor.weights.weight_monitor import WeightMonitor
 from rnn_monitor.logdir.writer import SummaryWriter
 
 logger = logging.getLogger("rnn_monitor")
@@ -58,7 +58,7 @@ class RNNMonitor(keras.callbacks.Callback):
         importance: occlusion importance and prediction-as-read of the text-view sequences:
             "auto" (for classifiers, whose output is not per timestep; every k-th logged epoch
             when 2 x text_samples x T passes 1024 inputs, see
-            `rnn_monitor.interpret.monitor.importance_every`), True (every logged epoch) or False.
+            `rnn_monitor.interpret.interpret_monitor.importance_every`), True (every logged epoch) or False.
         max_copies: occluded copies / prefixes per model call (bounds its memory); None: as
             many as the probe batch has sequences (at least 32), so no call holds more than
             the training step already did.
@@ -259,7 +259,7 @@ class RNNMonitor(keras.callbacks.Callback):
         return int(self.params.get("initial_epoch", 0) or 0) if self.params else 0
 
     def _make_probe(self) -> Any:
-        from rnn_monitor.probe.monitor import ProbeMonitor
+        from rnn_monitor.probe.probe_monitor import ProbeMonitor
 
         probe = ProbeMonitor(
             model=self.model,
@@ -282,7 +282,7 @@ class RNNMonitor(keras.callbacks.Callback):
         return probe
 
     def _make_interpret(self) -> Any:
-        from rnn_monitor.interpret.monitor import InterpretMonitor
+        from rnn_monitor.interpret.interpret_monitor import InterpretMonitor
 
         return InterpretMonitor(
             model=self.model,
@@ -362,14 +362,14 @@ class RNNMonitor(keras.callbacks.Callback):
         self._guard("writer", lambda writer: writer.flush(wait=False))
         self._last_logged = epoch
 
-    def _weights_beside(self, epoch: int, record: EpochRecord) -> Optional[Beside]:
-        """The weight part of this epoch, to run beside the probe's graph (`rnn_monitor.beside`):
+    def _weights_beside(self, epoch: int, record: EpochRecord) -> Optional[BackgroundTask]:
+        """The weight part of this epoch, to run beside the probe's graph (`rnn_monitor.background`):
         its weights are read here, on the training thread."""
         taken: dict = {}
         self._guard("weights", lambda part: taken.update(snapshot=part.snapshot()))
         if "snapshot" not in taken:
             return None
-        return Beside(lambda: self._guard(
+        return BackgroundTask(lambda: self._guard(
             "weights", lambda part: part.log_epoch(epoch, record, snapshot=taken["snapshot"])))
 
     def _guard(self, name: str, action: Callable[[Any], Any]) -> None:

@@ -27,7 +27,7 @@ class EpochRecord:
     `logs` are the epoch-end numbers Keras hands to callbacks (``loss``, metrics, ``val_*``) as
     floats; `probe_loss` is the compiled loss on the probe batch at the epoch's end and
     `constant_loss` the loss of the best constant prediction found for the probe's labels (see
-    `rnn_monitor.probe.baseline`): the level a model that ignores its input reaches.
+    `rnn_monitor.probe.constant_loss`): the level a model that ignores its input reaches.
     """
 
     epoch: int

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 
 from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.model.anatomy import NoRNNLayerError
-from rnn_monitor.weights.monitor import WeightMonitor
+from rnn_monitor.weights.weight_monitor import WeightMonitor
 
 pytestmark = pytest.mark.backends
 
@@ -154,7 +154,7 @@ def test_the_weight_part_runs_beside_the_probe_graph_and_is_done_before_the_prob
     import threading
 
     from rnn_monitor.logdir.writer import SummaryWriter
-    from rnn_monitor.probe.monitor import ProbeMonitor
+    from rnn_monitor.probe.probe_monitor import ProbeMonitor
 
     events = []  # (epoch, what, thread name)
     for method in ("scalar", "histogram", "image", "plugin_tensor"):

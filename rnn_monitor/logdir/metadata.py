@@ -15,7 +15,7 @@ TensorBoard run beside Keras's own ``train`` / ``validation`` runs):
 * plugin tensors (plugin name `PLUGIN_NAME`, ``data_class`` TENSOR), one per kind below.
   Per-timestep arrays are in input order (position in the input sequence) for every layer,
   backward halves included; the temporal flow F[k] counts steps back from the layer's last
-  computed state, in its own processing order (see `rnn_monitor.probe.monitor`).
+  computed state, in its own processing order (see `rnn_monitor.probe.probe_monitor`).
   Per layer: tag ``<layer>/_rnn_monitor/<kind>``; activations add ``/<state>``.
   Run-wide: tag ``_rnn_monitor/<kind>``. The summary metadata's content is JSON:
   ``{"version": CONTENT_VERSION, "kind": ..., "layer": ..., "state": ...}``.
@@ -61,7 +61,7 @@ ACTIVATIONS = "activations"  # float16 [S, T, U]: one state (h, c, or a gate) fo
 
 # What each unit does (docs/reference.md, "What each unit does"), per layer and logged epoch, from the h of
 # the first `unit_samples` probe sequences (input order; backward layers read in their own order,
-# see `rnn_monitor.probe.units`):
+# see `rnn_monitor.probe.unit_roles`):
 AVERAGE_INPUT = "average_input"  # float16 [U, W, D]: activation-weighted mean input window, or
 # for token inputs with a vocabulary larger than AVERAGE_INPUT_TOP: float16 [U, W, K], each
 # window position's K most weighted tokens, their ids in AVERAGE_INPUT_IDS (see dense_average_input)

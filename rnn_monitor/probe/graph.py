@@ -15,7 +15,7 @@ so there dL/dh_t *is* that derivative and the extra backward is skipped.
 
 Time order: every per-step array returned is in the layer's own *processing* order (reversed
 input order for ``go_backwards`` layers and the backward half of a Bidirectional), batch-major
-where it has a batch axis; `rnn_monitor.probe.monitor` turns them into input order.
+where it has a batch axis; `rnn_monitor.probe.probe_monitor` turns them into input order.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Prober:
                 "pass?); they cannot be probed"
             )
         self.traced = traced
-        # Said by the caller (rnn_monitor.probe.monitor), once: the trace is reused every epoch.
+        # Said by the caller (rnn_monitor.probe.probe_monitor), once: the trace is reused every epoch.
         self.refusals = {t.info.name: t.refused for t in traced if t.refused is not None}
         live = [t for t in traced if t.refused is None]
         results = {t.info.name: {} for t in live}
@@ -197,7 +197,7 @@ def _per_recurrence(traced: Sequence[TracedRecurrence], grads: list) -> dict:
 
 
 def _sums(acc: dict) -> dict:
-    """The float64 sums of h that `rnn_monitor.stats.units` reads, from the per-unit mean and
+    """The float64 sums of h that `rnn_monitor.stats.unit_health` reads, from the per-unit mean and
     sum of squared deviations the device computed (exact for a nearly constant unit)."""
     acc = dict(acc)
     count = np.asarray(acc.pop("h_count"), np.float64)

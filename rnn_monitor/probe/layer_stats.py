@@ -12,7 +12,7 @@ import numpy as np
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.record import EpochRecord, NonFinite
 from rnn_monitor.stats import gradients as gstats
-from rnn_monitor.stats import units as ustats
+from rnn_monitor.stats import unit_health as ustats
 
 RECON_TOLERANCE = 1e-5  # in float32; other dtypes: `recon_tolerance`
 RECON_ULPS = 8  # the float16 / bfloat16 tolerance in units of the dtype's machine epsilon

@@ -1,5 +1,5 @@
 """The probe's per-unit reductions of one recurrence, in `keras.ops` (any backend): the
-accumulators `rnn_monitor.stats.units` turns into dead / exploding / saturated ratios and gate
+accumulators `rnn_monitor.stats.unit_health` turns into dead / exploding / saturated ratios and gate
 saturation, and the first sequences of every state for the text view.
 
 Time is reduced in chunks of at most `CHUNK_ELEMENTS` values per gate block, one after the
@@ -125,7 +125,7 @@ def _chunk(parts: dict, start: Any, size: int) -> dict:
 
 
 def _chunk_accumulators(shape: TracedRecurrence, parts: dict, at: Positions, settings: Any) -> dict:
-    """The accumulators of one chunk (see `rnn_monitor.stats.units`)."""
+    """The accumulators of one chunk (see `rnn_monitor.stats.unit_health`)."""
     kind = shape.info.kind
     obs = {"h": per_position(parts["h"], shape)}
     if kind == "lstm":
@@ -165,7 +165,7 @@ def _merge(acc: dict, part: dict) -> dict:
 
 def unit_statistics(shape: TracedRecurrence, rec: dict, settings: Any) -> tuple[dict, dict]:
     """``(accumulators, samples)`` of one recurrence: per-unit accumulators over its valid
-    positions (`rnn_monitor.stats.units`; ``h_count``, ``h_mean`` and ``h_m2`` stand for the sums
+    positions (`rnn_monitor.stats.unit_health`; ``h_count``, ``h_mean`` and ``h_m2`` stand for the sums
     of h, which the caller forms in float64) and the first sequences of every state."""
     parts = _sequences(shape, rec)
     batch, steps = ops.shape(rec["valid"])[0], ops.shape(rec["valid"])[1]

@@ -151,7 +151,7 @@ def test_auto_importance_of_long_sequences_runs_every_kth_logged_epoch(log_dir, 
     """importance="auto": 2 x 3 sequences x 200 steps = 1200 inputs a run, over the 1024 budget,
     so it runs at logged epochs 0 and 2 of 4 (k = 2); importance=True at every one. Each logged
     value is the occlusion of the model as it was at that epoch."""
-    from rnn_monitor.interpret.monitor import importance_every
+    from rnn_monitor.interpret.interpret_monitor import importance_every
 
     assert importance_every(4, 100) == 1 and importance_every(3, 200) == 2 and importance_every(4, 400) == 4
     rng = np.random.default_rng(7)

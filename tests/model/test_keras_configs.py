@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from rnn_monitor import RNNMonitor, load_run
-from rnn_monitor.probe.monitor import ProbeRefusedError
+from rnn_monitor.probe.probe_monitor import ProbeRefusedError
 
 pytestmark = pytest.mark.backends
 

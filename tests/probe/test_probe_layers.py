@@ -10,7 +10,7 @@ import tensorflow as tf
 from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.config import Thresholds
-from rnn_monitor.probe.monitor import ProbeMonitor
+from rnn_monitor.probe.probe_monitor import ProbeMonitor
 from rnn_monitor.logdir.writer import SummaryWriter
 
 pytestmark = pytest.mark.backends

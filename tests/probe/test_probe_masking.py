@@ -6,7 +6,7 @@ import pytest
 
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.config import Thresholds
-from rnn_monitor.probe.monitor import ProbeMonitor
+from rnn_monitor.probe.probe_monitor import ProbeMonitor
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.logdir.writer import SummaryWriter
 

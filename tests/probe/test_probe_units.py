@@ -55,7 +55,7 @@ def test_exploding_linear_units_and_nonfinite_states(log_dir):
 def test_nan_state_is_counted_not_crashing(log_dir):
     from rnn_monitor.model.anatomy import find_rnn_layers
     from rnn_monitor.config import Thresholds
-    from rnn_monitor.probe.monitor import ProbeMonitor
+    from rnn_monitor.probe.probe_monitor import ProbeMonitor
     from rnn_monitor.record import EpochRecord
     from rnn_monitor.logdir.writer import SummaryWriter
 

@@ -64,7 +64,7 @@ accumulator and sum.
 
 Time order. All per-step arrays returned here are in the layer's own *processing* order
 (reversed input order for ``go_backwards`` layers and the backward half of a Bidirectional),
-time-major where noted. `rnn_monitor.probe.monitor` turns them into *input* order before
+time-major where noted. `rnn_monitor.probe.probe_monitor` turns them into *input* order before
 writing (see its docstring).
 """
 

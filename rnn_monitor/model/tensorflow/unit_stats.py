@@ -1,5 +1,5 @@
 """The probe's per-unit statistics of one recurrence, reduced block by block of time steps (no
-gradients): what `rnn_monitor.stats.units` turns into dead / exploding / saturated ratios and
+gradients): what `rnn_monitor.stats.unit_health` turns into dead / exploding / saturated ratios and
 what the text view shows.
 
 `kept` holds the cell's own new h (and c) per step, time-major [T, B, ...]. The state a step
@@ -168,7 +168,7 @@ class UnitStats:
         return acc, samples
 
     def init(self) -> dict:
-        """Initial accumulators (see `rnn_monitor.stats.units`)."""
+        """Initial accumulators (see `rnn_monitor.stats.unit_health`)."""
         zeros = tf.zeros([self.units], tf.float32)
         acc = {
             "recon": tf.constant(0.0, tf.float32),

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rnn_monitor.stats.baseline import best_finite, constant_candidates
+from rnn_monitor.stats.constant_predictions import best_finite, constant_candidates
 from rnn_monitor.stats.gradients import early_late_ratio, flow_at_half
 
 
@@ -49,7 +49,7 @@ def test_flow_at_half_and_early_late_ratio_by_hand():
 def test_probe_constant_loss_is_the_loss_of_the_best_constant(kind):
     import keras
 
-    from rnn_monitor.probe.baseline import constant_loss
+    from rnn_monitor.probe.constant_loss import constant_loss
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 6, 3)).astype("float32")

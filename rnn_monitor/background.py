@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Optional
 
 
-class Beside:
+class BackgroundTask:
     """`action` run at most once: on a thread between `start` and `join`, or here by `finish`."""
 
     def __init__(self, action: Callable[[], Any]) -> None:

@@ -1,4 +1,4 @@
-"""Pure numpy statistics (`rnn_monitor.stats.units`, `rnn_monitor.stats.gradients`), no TensorFlow."""
+"""Pure numpy statistics (`rnn_monitor.stats.unit_health`, `rnn_monitor.stats.gradients`), no TensorFlow."""
 
 import sys
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from rnn_monitor.stats import gradients as gs
-from rnn_monitor.stats import units as us
+from rnn_monitor.stats import unit_health as us
 
 
 def test_stats_modules_do_not_import_tensorflow():
     import subprocess
 
     code = (
-        "import sys; import rnn_monitor.stats.units, rnn_monitor.stats.gradients, "
+        "import sys; import rnn_monitor.stats.unit_health, rnn_monitor.stats.gradients, "
         "rnn_monitor.stats.weights, rnn_monitor.stats.relevance, rnn_monitor.stats.average_input, "
         "rnn_monitor.stats.periodicity; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"

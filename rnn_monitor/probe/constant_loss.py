@@ -1,5 +1,5 @@
 """The constant-prediction loss of the probe batch: the model's compiled loss evaluated on the
-constant outputs of `rnn_monitor.stats.baseline` (once per run: the labels do not change). The
+constant outputs of `rnn_monitor.stats.constant_predictions` (once per run: the labels do not change). The
 alert rules compare the probe loss with it: a model whose loss stays at this level has learned
 nothing from its input."""
 
@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnn_monitor.stats.baseline import best_finite, constant_candidates
+from rnn_monitor.stats.constant_predictions import best_finite, constant_candidates
 
 
 def constant_loss(model: Any, x: Any, y: Any, pred_shape: tuple, sample_weight: Any = None) -> Optional[float]:

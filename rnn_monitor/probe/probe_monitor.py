@@ -3,7 +3,7 @@
 Each logged epoch, `ProbeMonitor.log_epoch` runs one forward + backward pass of the model on
 the fixed probe batch with every monitored recurrent layer run by the probe's loop or kernel
 (`rnn_monitor.probe.graph`), turns the reduced arrays into the statistics defined in docs/reference.md
-(`rnn_monitor.stats.gradients`, `rnn_monitor.stats.units`), fills the `EpochRecord` and writes
+(`rnn_monitor.stats.gradients`, `rnn_monitor.stats.unit_health`), fills the `EpochRecord` and writes
 the plugin tensors and the gradient heatmap image.
 
 Time order of what is written: every per-timestep array (timestep_gradients,
@@ -39,7 +39,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from rnn_monitor.beside import Beside
+from rnn_monitor.background import BackgroundTask
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, check_count, check_units
 from rnn_monitor.logdir import metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
@@ -48,7 +48,7 @@ from rnn_monitor.probe.data import (
     blame_the_data, expected_shapes, first_array, slice_time, unpack_probe_data, validate_x,
 )
 from rnn_monitor.probe.layer_stats import layer_stats, state_names
-from rnn_monitor.probe.units import describe_units, probe_inputs, queue_unit_writes
+from rnn_monitor.probe.unit_roles import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.stats import gradients as gstats
@@ -220,8 +220,8 @@ class ProbeMonitor:
         }
 
     def _baseline(self, pred_shape: Any) -> Optional[float]:
-        """The probe's constant-prediction loss (`rnn_monitor.probe.baseline`), or None."""
-        from rnn_monitor.probe.baseline import constant_loss
+        """The probe's constant-prediction loss (`rnn_monitor.probe.constant_loss`), or None."""
+        from rnn_monitor.probe.constant_loss import constant_loss
 
         if pred_shape is None:
             return None
@@ -262,10 +262,10 @@ class ProbeMonitor:
             )
             self._cannot(f"refused:{name}", "%s", message)
 
-    def log_epoch(self, epoch: int, record: EpochRecord, beside: Optional[Beside] = None) -> None:
+    def log_epoch(self, epoch: int, record: EpochRecord, beside: Optional[BackgroundTask] = None) -> None:
         """Probe, measure and write one logged epoch. `beside` (another part's numpy work) runs
         on a second thread while the probe's graph runs, and is joined before anything here
-        writes or touches `record` (`rnn_monitor.beside`)."""
+        writes or touches `record` (`rnn_monitor.background`)."""
         began = time.perf_counter()
         if beside is not None:
             beside.start()

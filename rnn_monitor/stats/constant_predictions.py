@@ -2,7 +2,7 @@
 a model reaches when it ignores its input ("predict the mean", "predict the class frequencies").
 
 The probe evaluates the model's own compiled loss on each candidate and keeps the smallest
-(`rnn_monitor.probe.baseline`); every candidate is a constant output, so whichever wins, its loss
+(`rnn_monitor.probe.constant_loss`); every candidate is a constant output, so whichever wins, its loss
 is a loss some input-blind model reaches. Candidates, by the shape of the labels `y` against the
 model's output shape:
 

@@ -1,10 +1,10 @@
-"""`Beside`: one action on a second thread, joined with its error, or run here if never started."""
+"""`BackgroundTask`: one action on a second thread, joined with its error, or run here if never started."""
 
 import threading
 
 import pytest
 
-from rnn_monitor.beside import Beside
+from rnn_monitor.background import BackgroundTask
 
 
 def test_runs_on_its_own_thread_once_and_join_waits_for_it():
@@ -15,7 +15,7 @@ def test_runs_on_its_own_thread_once_and_join_waits_for_it():
         release.wait(5)
         seen.append(threading.current_thread().name)
 
-    beside = Beside(action)
+    beside = BackgroundTask(action)
     beside.start()
     beside.start()  # a second start does not run it again
     assert seen == []  # still waiting: it runs beside this thread
@@ -27,7 +27,7 @@ def test_runs_on_its_own_thread_once_and_join_waits_for_it():
 
 
 def test_join_raises_what_the_action_raised():
-    beside = Beside(lambda: 1 / 0)
+    beside = BackgroundTask(lambda: 1 / 0)
     beside.start()
     with pytest.raises(ZeroDivisionError):
         beside.join()
@@ -35,7 +35,7 @@ def test_join_raises_what_the_action_raised():
 
 def test_finish_runs_it_here_when_it_was_never_started():
     seen = []
-    beside = Beside(lambda: seen.append(threading.current_thread().name))
+    beside = BackgroundTask(lambda: seen.append(threading.current_thread().name))
     beside.finish()
     beside.finish()
     assert seen == [threading.current_thread().name]
