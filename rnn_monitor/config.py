@@ -34,6 +34,7 @@ class Thresholds:
     # Findings
     horizon_fraction: float = 0.1  # short-memory finding when grad_horizon < max(horizon_min, horizon_fraction * T)
     horizon_min: float = 2.0
+    exploding_units_ratio: float = 0.5  # exploding-units finding when exploding_ratio is above this
     # Alert rules (benchmark figures in docs/alerts.md)
     vanishing_flow: float = 1e-4  # the gradient does not reach back: F[T/2] below this
     learned_ratio: float = 0.9  # not learning: probe loss >= this x the constant-prediction loss

@@ -1,5 +1,5 @@
 """`AlertEngine`: what the callback calls once per logged epoch, after the weight and probe parts
-filled the record. It runs the rules (`rules.AlertRules`) and hands the result to the sinks
+filled the record. It runs the rules (`tracking.AlertRules`) and hands the result to the sinks
 (`sinks`):
 
 * alerts: one WARNING line when an alert starts and one INFO line when it clears (never the
@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Optional
 
 from rnn_monitor.alerts import sinks
 from rnn_monitor.alerts.kinds import KINDS
-from rnn_monitor.alerts.rules import AlertRules, loss_ratio
+from rnn_monitor.alerts.learning import loss_ratio
+from rnn_monitor.alerts.tracking import AlertRules
 from rnn_monitor.config import Thresholds
 from rnn_monitor.record import EpochRecord
 

@@ -1,8 +1,11 @@
 """Alert rules: pure Python/numpy over an `EpochRecord` and what earlier logged epochs showed.
 
-No TensorFlow, no I/O. `check_record` says which alerts and findings hold in one epoch, given
-the `History` of the earlier ones; `AlertRules` keeps that history and turns the conditions into
-alert and finding records with start / clear bookkeeping (docs/alerts.md).
+No TensorFlow, no I/O. Each rule is its own function of one layer's `LayerEvidence` (and, for
+the rules that ask whether the run learns, `learning.Learning`) returning a `Condition` or None,
+with every number from `Thresholds`. `layer_conditions` applies them with the precedence below;
+`check_record` says which alerts and findings hold in one epoch, given the `History` of the
+earlier ones; `tracking.AlertRules` keeps that history and the start / clear bookkeeping
+(docs/alerts.md).
 
 An alert says "this is hurting training now; act"; a finding is a number worth knowing that the
 evidence does not make a fault. The rules, per monitored layer (defaults in
@@ -16,6 +19,8 @@ docs/alerts.md):
   the weight-gradient norm jumps above ``exploding_grad_growth`` x the median of its earlier
   logged epochs, or (for the whole run, layer ``"model"``) the probe loss stays above
   ``diverged_ratio`` x the constant-prediction loss for ``patience`` logged epochs.
+* **exploding_units** (a finding): more than ``exploding_units_ratio`` of the units reach
+  ``|state| > exploding_state`` while no exploding alert holds and the loss has not diverged.
 * **dead**: more than ``dead_alert_ratio`` of the units have an output std below ``dead_std``.
 * **saturated**: more than ``saturation_alert_ratio`` of the units saturated *and* either the
   layer starves of gradient (``grad_norm < starvation_grad x probe loss``) or the run is not
@@ -44,133 +49,47 @@ Non-finite alerts also carry ``count`` (total) and ``places`` (``[{"where", "gat
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
+from rnn_monitor.alerts.conditions import Condition, finite
 from rnn_monitor.alerts.kinds import (
-    DEAD, EXPLODING, EXPLODING_UNITS, FINDING_NOTE, HELP, NONFINITE, RUN, SATURATED, SATURATION,
-    SHORT_MEMORY, STALLED, TITLES, VANISHING,
+    DEAD, EXPLODING, EXPLODING_UNITS, NONFINITE, RUN, SATURATED, SATURATION, SHORT_MEMORY, STALLED, VANISHING,
 )
+from rnn_monitor.alerts.learning import History, Learning, learning_state
 from rnn_monitor.config import Thresholds
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.stats.gradients import flow_at_half
 
+Places = list[tuple[str, Optional[str], int]]  # (where, gate, count) of non-finite values
+
 
 @dataclasses.dataclass(frozen=True)
-class Condition:
-    """One alert (or finding) that holds for one layer in one epoch."""
+class LayerEvidence:
+    """What the rules read of one layer whose numbers are finite, at one epoch."""
 
     layer: str
-    kind: str
-    metric: str
-    value: float
-    threshold: float
-    detail: str  # what was seen, no advice
-    extra: tuple = ()  # extra (key, value) pairs for the record
-    finding: bool = False
+    scalars: Mapping[str, float]
+    flow: Optional[np.ndarray]  # F[k], float64
+    timesteps: Optional[float]  # valid T of the probe
+    earlier_grad_norms: list  # finite grad_norm of the earlier logged epochs
+    probe_loss: Optional[float]
+    blown_before: bool  # the layer or the run was once non-finite or exploding, or the loss diverged
 
     @property
-    def key(self) -> tuple:
-        """Identity across epochs (start / clear)."""
-        return (self.layer, self.kind)
+    def grad_norm(self) -> Optional[float]:
+        return self.scalars.get("grad_norm")
 
 
-@dataclasses.dataclass
-class History:
-    """What the rules keep of the earlier logged epochs, oldest first."""
-
-    loss_ratios: list = dataclasses.field(default_factory=list)  # probe / constant loss (or None)
-    losses: list = dataclasses.field(default_factory=list)  # Keras's training loss (or None)
-    grad_norms: dict = dataclasses.field(default_factory=dict)  # layer -> finite grad norms
-    blown_up: set = dataclasses.field(default_factory=set)  # layers (or RUN) once non-finite / exploding
-
-    def add(self, record: EpochRecord, conditions: list) -> None:
-        self.loss_ratios.append(loss_ratio(record))
-        self.losses.append(record.loss)
-        for layer, scalars in record.scalars.items():
-            value = scalars.get("grad_norm")
-            if _finite(value):
-                self.grad_norms.setdefault(layer, []).append(float(value))
-        for cond in conditions:
-            if not cond.finding and cond.kind in (NONFINITE, EXPLODING):
-                self.blown_up.add(cond.layer)
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def loss_ratio(record: EpochRecord) -> Optional[float]:
-    """Probe loss / constant-prediction loss (None when either is missing, not finite or the
-    constant loss is not positive)."""
-    p, c = record.probe_loss, record.constant_loss
-    if not (_finite(p) and _finite(c)) or c <= 0 or p < 0:
-        return None
-    return float(p) / float(c)
-
-
-def _improvement(before: Optional[float], after: Optional[float]) -> Optional[float]:
-    """Relative decrease of the loss from `before` to `after` (None without two finite values)."""
-    if not (_finite(before) and _finite(after)) or before == 0:
-        return None
-    return (float(before) - float(after)) / abs(float(before))
-
-
-@dataclasses.dataclass(frozen=True)
-class Learning:
-    """Is the run learning at this epoch? From the probe and Keras losses (run-wide)."""
-
-    unlearned: bool  # no better than a constant prediction for `patience` logged epochs, stalled
-    diverged: bool  # far worse than a constant prediction for `patience` logged epochs
-    ratio: Optional[float]  # probe loss / constant-prediction loss at this epoch
-    detail: str  # the evidence, one clause
-
-
-def learning_state(record: EpochRecord, history: History, th: Thresholds) -> Learning:
-    """The loss side of the rules (see the module docstring)."""
-    patience = max(1, int(th.patience))
-    ratio = loss_ratio(record)
-    ratios = history.loss_ratios + [ratio]
-    losses = history.losses + [record.loss]
-    recent = ratios[-patience:]
-    full = len(recent) == patience and all(r is not None for r in recent)
-    diverged = full and all(r > th.diverged_ratio for r in recent)
-    if diverged:
-        return Learning(False, True, ratio, f"the probe loss has been {min(recent):.3g}x or more the loss of a "
-                        f"constant prediction for {patience} logged epoch(s)")
-    if ratio is not None:
-        if not (full and all(r >= th.learned_ratio for r in recent)):
-            return Learning(False, False, ratio, f"the probe loss is {ratio:.2f}x the loss of a constant prediction")
-        detail = (f"the probe loss has stayed at {min(recent):.2f}x or more the loss of a constant "
-                  f"prediction for {patience} logged epoch(s)")
-        gain = _improvement(ratios[-2], ratio) if len(ratios) >= 2 else None
-        if gain is not None and gain >= th.stall_improvement and ratio < 1.0:
-            return Learning(False, False, ratio, detail + f", but it improved {gain:.1%} since the last logged epoch")
-        if len(losses) >= 3:  # the first logged epoch's Keras loss includes the warm-up
-            gain = _improvement(losses[-2], losses[-1])
-            if gain is not None and gain >= th.stall_improvement:
-                return Learning(False, False, ratio, detail + f", but the training loss improved {gain:.1%}")
-            if gain is not None:
-                detail += f" and the training loss improved {gain:.1%} since the last logged epoch"
-        return Learning(True, False, ratio, detail)
-    # No constant-prediction loss: Keras's loss alone, from the third logged epoch.
-    later = losses[1:]
-    window = later[-max(patience, 2):]
-    if len(later) < max(patience, 2) or not all(_finite(v) for v in window):
-        return Learning(False, False, None, "the loss trend is not known yet")
-    gains = [_improvement(a, b) for a, b in zip(window, window[1:])]
-    stalled = all(g is not None and g < th.stall_improvement for g in gains)
-    flat = window[-1] >= th.learned_ratio * later[0] if later[0] > 0 else False
-    if stalled and flat:
-        return Learning(True, False, None, f"the training loss improved less than {th.stall_improvement:.0%} per "
-                        f"logged epoch for {len(gains)} logged epoch(s) and is {window[-1] / later[0]:.2f}x its "
-                        "value at the second logged epoch")
-    return Learning(False, False, None, "the training loss is still improving")
+def layer_evidence(layer: str, record: EpochRecord, history: History, learning: Learning) -> LayerEvidence:
+    """The evidence of `layer` in `record`, with what `history` kept of it."""
+    arrays = record.arrays.get(layer, {})
+    flow = arrays.get("temporal_flow")
+    flow = None if flow is None else np.asarray(flow, dtype=np.float64).ravel()
+    blown = layer in history.blown_up or RUN in history.blown_up or learning.diverged
+    return LayerEvidence(layer, record.scalars.get(layer, {}), flow, _timesteps(arrays, flow),
+                         history.grad_norms.get(layer, []), record.probe_loss, blown)
 
 
 def _timesteps(arrays: dict, flow: Optional[np.ndarray]) -> Optional[float]:
@@ -185,17 +104,126 @@ def _timesteps(arrays: dict, flow: Optional[np.ndarray]) -> Optional[float]:
     return None
 
 
-def _nonfinite_places(record: EpochRecord) -> dict[str, list[tuple[str, Optional[str], int]]]:
-    """layer -> [(where, gate, count)] summed over the record's non-finite entries."""
+# ------------------------------------------------------------------ one rule a function
+def exploding(ev: LayerEvidence, th: Thresholds) -> Optional[Condition]:
+    """The gradient grows going back through time, or the weight gradient jumped far above the
+    median of its earlier logged epochs."""
+    flow = ev.flow
+    if flow is not None and flow.size and np.isfinite(flow).any() and np.nanmax(flow) > th.exploding_flow:
+        k = int(np.nanargmax(flow))
+        return Condition(ev.layer, EXPLODING, "temporal_flow", float(np.nanmax(flow)), th.exploding_flow,
+                         f"the gradient grows {np.nanmax(flow):.3g}x going {k} steps back through time "
+                         f"(limit {th.exploding_flow:g})")
+    grad_norm = ev.grad_norm
+    if not (finite(grad_norm) and ev.earlier_grad_norms):
+        return None
+    median = float(np.median(ev.earlier_grad_norms))
+    if median > 0 and grad_norm > th.exploding_grad_growth * median:
+        return Condition(ev.layer, EXPLODING, "grad_norm", float(grad_norm), th.exploding_grad_growth * median,
+                         f"the weight-gradient norm jumped to {grad_norm:.3g}, {grad_norm / median:.3g}x the median "
+                         f"of its earlier logged epochs (limit {th.exploding_grad_growth:g}x)")
+    return None
+
+
+def exploding_units(ev: LayerEvidence, th: Thresholds) -> Optional[Condition]:
+    """Finding: many units reach a large |state| (alone, that need not hurt training)."""
+    ratio = ev.scalars.get("exploding_ratio")
+    if not (finite(ratio) and ratio > th.exploding_units_ratio):
+        return None
+    return Condition(ev.layer, EXPLODING_UNITS, "exploding_ratio", float(ratio), th.exploding_units_ratio,
+                     f"{ratio:.0%} of the units reach |state| > {th.exploding_state:g}", finding=True)
+
+
+def dead(ev: LayerEvidence, th: Thresholds) -> Optional[Condition]:
+    """More than `dead_alert_ratio` of the units have a (nearly) constant output."""
+    ratio = ev.scalars.get("dead_ratio")
+    if not (finite(ratio) and ratio > th.dead_alert_ratio):
+        return None
+    return Condition(ev.layer, DEAD, "dead_ratio", float(ratio), th.dead_alert_ratio,
+                     f"{ratio:.0%} of units are dead (output std < {th.dead_std:g}; alert above "
+                     f"{th.dead_alert_ratio:.0%})")
+
+
+def starved(ev: LayerEvidence, th: Thresholds) -> bool:
+    """The layer's weight gradient is below `starvation_grad` x the probe loss."""
+    loss = ev.probe_loss
+    return finite(ev.grad_norm) and finite(loss) and loss > 0 and ev.grad_norm < th.starvation_grad * loss
+
+
+def saturated(ev: LayerEvidence, learning: Learning, th: Thresholds) -> Optional[Condition]:
+    """Most units saturated: an alert when the layer starves of gradient or the run is not
+    learning, else the finding `saturation`."""
+    ratio = ev.scalars.get("saturated_ratio")
+    if not (finite(ratio) and ratio > th.saturation_alert_ratio):
+        return None
+    seen = f"{ratio:.0%} of units are saturated"
+    if starved(ev, th):
+        return Condition(ev.layer, SATURATED, "saturated_ratio", float(ratio), th.saturation_alert_ratio,
+                         f"{seen} and the layer starves of gradient (weight-gradient norm {ev.grad_norm:.2e} < "
+                         f"{th.starvation_grad:g} x the probe loss {ev.probe_loss:.3g})")
+    return Condition(ev.layer, SATURATED if learning.unlearned else SATURATION, "saturated_ratio", float(ratio),
+                     th.saturation_alert_ratio, f"{seen} while {learning.detail}", finding=not learning.unlearned)
+
+
+def vanishing(ev: LayerEvidence, learning: Learning, th: Thresholds) -> Optional[Condition]:
+    """The gradient does not reach half the sequence back and the run is not learning: an alert;
+    a short reach (or a short horizon) while the run learns: the finding `short_memory`."""
+    T = ev.timesteps
+    mid = flow_at_half(ev.flow, T) if ev.flow is not None and T is not None else float("nan")
+    if not finite(mid) or T is None:
+        return None
+    horizon = ev.scalars.get("grad_horizon")
+    reach = f"only {mid:.1e} of the gradient at the last step reaches {int(T) // 2} of {T:g} steps back"
+    reach += f" (F[{int(T) // 2}]" + (f"; horizon {horizon:g} steps)" if finite(horizon) else ")")
+    if mid < th.vanishing_flow and learning.unlearned:
+        return Condition(ev.layer, VANISHING, "flow_mid", mid, th.vanishing_flow,
+                         f"{reach}, below {th.vanishing_flow:g}, and {learning.detail}")
+    need = max(th.horizon_min, th.horizon_fraction * T)
+    if mid < th.vanishing_flow or (finite(horizon) and horizon < need):
+        return Condition(ev.layer, SHORT_MEMORY, "flow_mid", mid, th.vanishing_flow,
+                         f"{reach} while {learning.detail}", finding=True)
+    return None
+
+
+def layer_conditions(ev: LayerEvidence, learning: Learning, th: Thresholds) -> list[Condition]:
+    """The layer rules with root causes first: an exploding layer (or run) is not judged on units
+    or memory; a dead layer not on saturation or reach; a saturated alert replaces vanishing."""
+    blow_up = exploding(ev, th)
+    units = None if blow_up is not None or learning.diverged else exploding_units(ev, th)
+    dying = dead(ev, th)
+    calm = not (ev.blown_before or blow_up is not None or dying is not None)
+    sat = saturated(ev, learning, th) if calm else None
+    reach = vanishing(ev, learning, th) if calm and (sat is None or sat.finding) else None
+    return [c for c in (blow_up, units, dying, sat, reach) if c is not None]
+
+
+# ------------------------------------------------------------------ non-finite numbers
+def nonfinite_places(record: EpochRecord) -> dict[str, Places]:
+    """layer -> [(where, gate, count)] summed over the record's non-finite entries, plus the
+    non-finite numbers the probe could not attribute to a count (a NaN norm or flow)."""
     counts: dict[tuple, int] = {}
     for nf in record.nonfinite:
         key = (nf.layer, str(nf.where), nf.gate)
         counts[key] = counts.get(key, 0) + int(nf.count)
-    places: dict[str, list] = {}
+    places: dict[str, Places] = {}
     for (layer, where, gate), count in counts.items():
         if count > 0:
             places.setdefault(layer, []).append((where, gate, count))
+    for layer in _layers(record):
+        _add_unattributed(layer, record, places)
     return places
+
+
+def _add_unattributed(layer: str, record: EpochRecord, places: dict[str, Places]) -> None:
+    """A non-finite weight-gradient norm, or a non-finite flow no gradient count explains."""
+    scalars = record.scalars.get(layer, {})
+    flow = record.arrays.get(layer, {}).get("temporal_flow")
+    if "grad_norm" in scalars and not finite(scalars["grad_norm"]):
+        places.setdefault(layer, []).append(("weight gradient norm", None, 1))
+    elif flow is not None and np.size(flow) and not np.all(np.isfinite(np.asarray(flow, dtype=np.float64))):
+        if not any(w == "gradient" for w, _, _ in places.get(layer, [])):
+            n = int(np.sum(~np.isfinite(np.asarray(flow, dtype=np.float64))))
+            places.setdefault(layer, []).append(("gradient through time", None, n))
 
 
 def _place_text(where: str, gate: Optional[str]) -> str:
@@ -204,7 +232,8 @@ def _place_text(where: str, gate: Optional[str]) -> str:
     return f"{where}/{gate}" if gate else where
 
 
-def _nonfinite_condition(layer: str, places: list) -> Condition:
+def nonfinite(layer: str, places: Places) -> Condition:
+    """One alert per layer naming every place with NaN/Inf and its count."""
     total = sum(c for _, _, c in places)
     listed = ", ".join(f"{_place_text(w, g)} {c}" for w, g, c in places)
     return Condition(
@@ -214,204 +243,48 @@ def _nonfinite_condition(layer: str, places: list) -> Condition:
     )
 
 
-def _layer_conditions(layer: str, scalars: dict, arrays: dict, learning: Learning, record: EpochRecord,
-                      history: History, th: Thresholds) -> list[Condition]:
-    """Alerts and findings of one layer whose numbers are finite."""
-    out: list[Condition] = []
-    flow = arrays.get("temporal_flow")
-    flow = None if flow is None else np.asarray(flow, dtype=np.float64).ravel()
-    T = _timesteps(arrays, flow)
-    grad_norm = scalars.get("grad_norm")
-    blown = layer in history.blown_up or RUN in history.blown_up or learning.diverged
+def nonfinite_loss(record: EpochRecord) -> Condition:
+    """The run-wide alert for a NaN/Inf training or probe loss."""
+    bad = [name for name, v in (("training loss", record.loss), ("probe loss", record.probe_loss))
+           if v is not None and not finite(v)]
+    return Condition(RUN, NONFINITE, "loss", float("nan"), 0.0, f"the {' and the '.join(bad)} is NaN/Inf",
+                     (("count", len(bad)), ("places", [{"where": b, "gate": None, "count": 1} for b in bad])))
 
-    # Exploding: growth back through time, or a weight gradient far above its own history.
-    exploding = None
-    if flow is not None and flow.size and np.isfinite(flow).any() and np.nanmax(flow) > th.exploding_flow:
-        k = int(np.nanargmax(flow))
-        exploding = Condition(
-            layer, EXPLODING, "temporal_flow", float(np.nanmax(flow)), th.exploding_flow,
-            f"the gradient grows {np.nanmax(flow):.3g}x going {k} steps back through time "
-            f"(limit {th.exploding_flow:g})")
-    earlier = history.grad_norms.get(layer, [])
-    if exploding is None and _finite(grad_norm) and earlier:
-        median = float(np.median(earlier))
-        if median > 0 and grad_norm > th.exploding_grad_growth * median:
-            exploding = Condition(
-                layer, EXPLODING, "grad_norm", float(grad_norm), th.exploding_grad_growth * median,
-                f"the weight-gradient norm jumped to {grad_norm:.3g}, {grad_norm / median:.3g}x the median "
-                f"of its earlier logged epochs (limit {th.exploding_grad_growth:g}x)")
-    if exploding is not None:
-        out.append(exploding)
-        blown = True
-    expl_units = scalars.get("exploding_ratio")
-    if exploding is None and not learning.diverged and _finite(expl_units) and expl_units > 0.5:
-        out.append(Condition(layer, EXPLODING_UNITS, "exploding_ratio", float(expl_units), 0.5,
-                             f"{expl_units:.0%} of the units reach |state| > {th.exploding_state:g}", finding=True))
 
-    dead = scalars.get("dead_ratio")
-    is_dead = _finite(dead) and dead > th.dead_alert_ratio
-    if is_dead:
-        out.append(Condition(layer, DEAD, "dead_ratio", float(dead), th.dead_alert_ratio,
-                             f"{dead:.0%} of units are dead (output std < {th.dead_std:g}; alert above "
-                             f"{th.dead_alert_ratio:.0%})"))
+# ------------------------------------------------------------------ run-wide rules
+def diverged(learning: Learning, th: Thresholds) -> Optional[Condition]:
+    """The probe loss stays far above the constant prediction's: the run's exploding alert."""
+    if not learning.diverged:
+        return None
+    return Condition(RUN, EXPLODING, "loss_ratio", float(learning.ratio), th.diverged_ratio,
+                     f"{learning.detail}: training is diverging (limit {th.diverged_ratio:g}x)")
 
-    # Saturated: an alert only with starvation or no learning.
-    saturated_alert = False
-    sat = scalars.get("saturated_ratio")
-    if _finite(sat) and sat > th.saturation_alert_ratio and not blown and not is_dead:
-        probe_loss = record.probe_loss
-        starved = _finite(grad_norm) and _finite(probe_loss) and probe_loss > 0 \
-            and grad_norm < th.starvation_grad * probe_loss
-        if starved:
-            saturated_alert = True
-            out.append(Condition(layer, SATURATED, "saturated_ratio", float(sat), th.saturation_alert_ratio,
-                                 f"{sat:.0%} of units are saturated and the layer starves of gradient "
-                                 f"(weight-gradient norm {grad_norm:.2e} < {th.starvation_grad:g} x the probe "
-                                 f"loss {probe_loss:.3g})"))
-        elif learning.unlearned:
-            saturated_alert = True
-            out.append(Condition(layer, SATURATED, "saturated_ratio", float(sat), th.saturation_alert_ratio,
-                                 f"{sat:.0%} of units are saturated while {learning.detail}"))
-        else:
-            out.append(Condition(layer, SATURATION, "saturated_ratio", float(sat), th.saturation_alert_ratio,
-                                 f"{sat:.0%} of units are saturated while {learning.detail}", finding=True))
 
-    # Vanishing: the signal does not reach back and the run is not learning.
-    mid = flow_at_half(flow, T) if flow is not None and T is not None else float("nan")
-    horizon = scalars.get("grad_horizon")
-    if _finite(mid) and T is not None and not blown and not is_dead and not saturated_alert:
-        reach = f"only {mid:.1e} of the gradient at the last step reaches {int(T) // 2} of {T:g} steps back"
-        reach += f" (F[{int(T) // 2}]" + (f"; horizon {horizon:g} steps)" if _finite(horizon) else ")")
-        need = max(th.horizon_min, th.horizon_fraction * T)
-        if mid < th.vanishing_flow and learning.unlearned:
-            out.append(Condition(layer, VANISHING, "flow_mid", mid, th.vanishing_flow,
-                                 f"{reach}, below {th.vanishing_flow:g}, and {learning.detail}"))
-        elif mid < th.vanishing_flow or (_finite(horizon) and horizon < need):
-            out.append(Condition(layer, SHORT_MEMORY, "flow_mid", mid, th.vanishing_flow,
-                                 f"{reach} while {learning.detail}", finding=True))
-    return out
+def stalled(learning: Learning, th: Thresholds) -> Optional[Condition]:
+    """Finding: the run does not learn, and no layer rule says why."""
+    if not learning.unlearned:
+        return None
+    ratio = float(learning.ratio) if learning.ratio is not None else float("nan")
+    return Condition(RUN, STALLED, "loss_ratio", ratio, th.learned_ratio, learning.detail, finding=True)
+
+
+def _layers(record: EpochRecord) -> list[str]:
+    return list(dict.fromkeys(list(record.scalars) + list(record.arrays) + [nf.layer for nf in record.nonfinite]))
 
 
 def check_record(record: EpochRecord, thresholds: Thresholds, history: Optional[History] = None) -> list[Condition]:
     """Alerts and findings holding at this epoch, given the earlier logged epochs' `history`; a
-    layer without a number is not judged on it."""
-    th = thresholds
-    history = history or History()
-    out: list[Condition] = []
-    places = _nonfinite_places(record)
-    layers = list(dict.fromkeys(list(record.scalars) + list(record.arrays) + list(places)))
-
-    # Non-finite numbers the probe could not attribute to a count (a NaN norm or flow).
-    for layer in layers:
-        scalars = record.scalars.get(layer, {})
-        flow = record.arrays.get(layer, {}).get("temporal_flow")
-        if "grad_norm" in scalars and not _finite(scalars["grad_norm"]):
-            places.setdefault(layer, []).append(("weight gradient norm", None, 1))
-        elif flow is not None and np.size(flow) and not np.all(np.isfinite(np.asarray(flow, dtype=np.float64))):
-            if not any(w == "gradient" for w, _, _ in places.get(layer, [])):
-                n = int(np.sum(~np.isfinite(np.asarray(flow, dtype=np.float64))))
-                places.setdefault(layer, []).append(("gradient through time", None, n))
-    for layer in layers:
-        if places.get(layer):
-            out.append(_nonfinite_condition(layer, places[layer]))
-    loss_ok = record.loss_is_finite()
-    if not loss_ok and not places:
-        bad = [name for name, v in (("training loss", record.loss), ("probe loss", record.probe_loss))
-               if v is not None and not _finite(v)]
-        out.append(Condition(RUN, NONFINITE, "loss", float("nan"), 0.0, f"the {' and the '.join(bad)} is NaN/Inf",
-                             (("count", len(bad)), ("places", [{"where": b, "gate": None, "count": 1} for b in bad]))))
-    if not loss_ok:
-        return out  # nothing else means anything once the loss is not finite
-
+    layer without a number is not judged on it, and nothing but NaN/Inf once the loss is."""
+    th, history = thresholds, history or History()
+    places = nonfinite_places(record)
+    out = [nonfinite(layer, places[layer]) for layer in _layers(record) if places.get(layer)]
+    if not record.loss_is_finite():
+        return out if places else out + [nonfinite_loss(record)]
     learning = learning_state(record, history, th)
-    alerted = False
-    for layer in layers:
-        if places.get(layer):
-            continue
-        conds = _layer_conditions(layer, record.scalars.get(layer, {}), record.arrays.get(layer, {}),
-                                  learning, record, history, th)
-        alerted = alerted or any(not c.finding for c in conds)
-        out.extend(conds)
-    if learning.diverged:
-        out.append(Condition(RUN, EXPLODING, "loss_ratio", float(learning.ratio), th.diverged_ratio,
-                             f"{learning.detail}: training is diverging (limit {th.diverged_ratio:g}x)"))
-    elif learning.unlearned and not alerted and not places:
-        out.append(Condition(RUN, STALLED, "loss_ratio", float(learning.ratio) if learning.ratio is not None
-                             else float("nan"), th.learned_ratio, learning.detail, finding=True))
-    return out
-
-
-def make_alert(epoch: int, cond: Condition) -> dict:
-    """The alert or finding record for a condition (JSON-ready: plain floats, None for non-finite)."""
-    if cond.finding:
-        message = f"{TITLES[cond.kind]} in {cond.layer} (finding): {cond.detail}; {FINDING_NOTE[cond.kind]}"
-    else:
-        message = f"{TITLES[cond.kind]} in {cond.layer}: {cond.detail}; {HELP[cond.kind]}"
-    record = {
-        "epoch": int(epoch),
-        "layer": cond.layer,
-        "kind": cond.kind,
-        "message": message,
-        "value": float(cond.value) if _finite(cond.value) else None,
-        "threshold": float(cond.threshold),
-        "metric": cond.metric,
-    }
-    record.update(dict(cond.extra))
-    return record
-
-
-class _Tracker:
-    """Start / active / clear bookkeeping of one family of records (alerts, or findings)."""
-
-    def __init__(self) -> None:
-        self.active: dict[tuple, dict] = {}
-
-    def update(self, epoch: int, conditions: list[Condition]) -> tuple[list, list, list]:
-        now: dict[tuple, dict] = {}
-        for cond in conditions:
-            if cond.key not in now:
-                now[cond.key] = make_alert(epoch, cond)
-        raised, active = [], []
-        for key, record in now.items():
-            if key in self.active:
-                record["since"] = self.active[key]["since"]
-            else:
-                record["since"] = epoch
-                raised.append(record)
-            active.append(record)
-        cleared = [record for key, record in self.active.items() if key not in now]
-        self.active = now
-        return raised, active, cleared
-
-
-class AlertRules:
-    """The rules with their history: call `update(record)` once per logged epoch, in order.
-
-    Returns ``(raised, active, cleared)`` alerts: those that start at this epoch, every alert
-    active at this epoch (including the raised ones), and those of the previous logged epoch that
-    no longer hold. The findings of the epoch are in `findings_raised`, `findings_active` and
-    `findings_cleared` after the call. Pure: no logging, no I/O.
-    """
-
-    def __init__(self, thresholds: Optional[Thresholds] = None) -> None:
-        self.thresholds = thresholds or Thresholds()
-        self.history = History()
-        self._alerts = _Tracker()
-        self._findings = _Tracker()
-        self.findings_raised: list[dict] = []
-        self.findings_active: list[dict] = []
-        self.findings_cleared: list[dict] = []
-
-    @property
-    def active(self) -> dict[tuple, dict]:
-        """Active alerts by (layer, kind)."""
-        return self._alerts.active
-
-    def update(self, record: EpochRecord) -> tuple[list[dict], list[dict], list[dict]]:
-        epoch = int(record.epoch)
-        conditions = check_record(record, self.thresholds, self.history)
-        self.history.add(record, conditions)
-        alerts = [c for c in conditions if not c.finding]
-        findings = [c for c in conditions if c.finding]
-        self.findings_raised, self.findings_active, self.findings_cleared = self._findings.update(epoch, findings)
-        return self._alerts.update(epoch, alerts)
+    for layer in _layers(record):
+        if not places.get(layer):
+            out.extend(layer_conditions(layer_evidence(layer, record, history, learning), learning, th))
+    run = diverged(learning, th)
+    if run is None and not places and not any(not c.finding for c in out):
+        run = stalled(learning, th)
+    return out + ([run] if run is not None else [])

@@ -2,63 +2,21 @@
 signature, at the epoch its definition says, and stays quiet on the look-alikes that are not
 faults (docs/alerts.md)."""
 
-import json
-import math
-
 import numpy as np
 import pytest
 
-from rnn_monitor.alerts import (
-    FINDING_KINDS, KINDS, RUN, AlertRules, History, check_record, learning_state,
+from rnn_monitor.alerts import RUN, check_record
+from rnn_monitor.alerts.learning import Learning
+from rnn_monitor.alerts.rules import (
+    LayerEvidence, dead, diverged, exploding, exploding_units, saturated, stalled, starved, vanishing,
 )
 from rnn_monitor.config import Thresholds
 from rnn_monitor.record import EpochRecord, NonFinite
 
-T = 100
-
-
-def flow_with_mid(mid, T=T):
-    """F[k] = mid ** (k / (T // 2)): 1 at k = 0, exactly `mid` at k = T // 2."""
-    k = np.arange(T)
-    return mid ** (k / (T // 2))
-
-
-def rec(epoch, layer="rnn", mid=None, flow=None, probe=None, const=None, loss=None, T=T, **scalars):
-    r = EpochRecord(epoch)
-    if mid is not None:
-        flow = flow_with_mid(mid, T)
-    if flow is not None:
-        r.set_array(layer, "temporal_flow", np.asarray(flow, dtype=np.float64))
-        r.set_array(layer, "timesteps", np.array(T))
-    for name, value in scalars.items():
-        r.set_scalar(layer, name, value)
-    r.probe_loss, r.constant_loss = probe, const
-    if loss is not None:
-        r.set_logs({"loss": loss})
-    return r
-
-
-def run(records, **th):
-    """Every alert and finding raised over `records`, oldest first."""
-    rules = AlertRules(Thresholds(**th))
-    alerts, findings = [], []
-    for r in records:
-        raised, _, _ = rules.update(r)
-        alerts += raised
-        findings += rules.findings_raised
-    return alerts, findings
-
-
-def kinds(records):
-    return sorted((a["epoch"], a["layer"], a["kind"]) for a in records)
+from planted import T, flow_with_mid, kinds, rec, run, vanishing_run
 
 
 # ------------------------------------------------------------------ vanishing
-def vanishing_run(n=4, mid=1e-6, ratio=1.0, losses=None):
-    losses = losses or [0.3] + [0.17] * (n - 1)
-    return [rec(e, mid=mid, probe=ratio * 0.17, const=0.17, loss=losses[e], grad_norm=0.5) for e in range(n)]
-
-
 def test_vanishing_needs_low_flow_and_no_learning_for_patience_epochs():
     alerts, findings = run(vanishing_run())
     assert kinds(alerts) == [(1, "rnn", "vanishing")]  # the second logged epoch, not the first
@@ -84,41 +42,6 @@ def test_flow_threshold_is_strict_and_configurable():
     assert run(vanishing_run(mid=1.0001e-4))[0] == []
     assert kinds(run(vanishing_run(mid=0.99e-4))[0]) == [(1, "rnn", "vanishing")]
     assert run(vanishing_run(mid=1e-6), vanishing_flow=1e-7)[0] == []
-
-
-def test_probe_loss_improving_below_the_constant_level_is_learning():
-    # 0.96 -> 0.92: 4% better and below 1.0, so not "unlearned" although both are >= 0.9
-    records = [rec(e, mid=1e-6, probe=p, const=1.0, loss=2.0) for e, p in enumerate([0.96, 0.92])]
-    assert run(records)[0] == []
-    # the same drop above the constant level (1.10 -> 1.04) is not learning anything
-    records = [rec(e, mid=1e-6, probe=p, const=1.0, loss=2.0) for e, p in enumerate([1.10, 1.04])]
-    assert kinds(run(records)[0]) == [(1, "rnn", "vanishing")]
-
-
-def test_keras_loss_trend_counts_from_the_third_logged_epoch():
-    # epoch 1's big Keras improvement (warm-up in epoch 0's mean) does not hold the alert back...
-    alerts, _ = run(vanishing_run(losses=[0.5, 0.2, 0.2, 0.2]))
-    assert kinds(alerts) == [(1, "rnn", "vanishing")]
-    # ... but a >= 3% improvement between later logged epochs clears it
-    rules = AlertRules(Thresholds())
-    for r in vanishing_run(losses=[0.5, 0.2, 0.19, 0.189]):
-        raised, active, cleared = rules.update(r)
-        if r.epoch == 2:  # 0.2 -> 0.19 is 5%: learning
-            assert active == [] and [c["kind"] for c in cleared] == ["vanishing"]
-        if r.epoch == 3:  # 0.19 -> 0.189 is 0.5%: stalled again
-            assert [a["kind"] for a in raised] == ["vanishing"]
-
-
-def test_without_constant_loss_keras_trend_alone_decides_from_the_third_epoch():
-    records = [rec(e, mid=1e-6, loss=l) for e, l in enumerate([0.4, 0.2, 0.2, 0.2])]
-    assert kinds(run(records)[0]) == [(2, "rnn", "vanishing")]
-    records = [rec(e, mid=1e-6, loss=l) for e, l in enumerate([0.4, 0.2, 0.18, 0.16])]
-    assert run(records)[0] == []
-
-
-def test_patience_sets_the_epochs_the_loss_must_stay_unlearned():
-    assert kinds(run(vanishing_run(), patience=3)[0]) == [(2, "rnn", "vanishing")]
-    assert kinds(run(vanishing_run(), patience=1)[0]) == [(0, "rnn", "vanishing")]
 
 
 def test_short_horizon_finding_uses_horizon_fraction():
@@ -256,44 +179,64 @@ def test_missing_numbers_do_not_trigger():
     assert check_record(r, Thresholds()) == []
 
 
-def test_raised_active_cleared_for_alerts_and_findings():
-    rules = AlertRules(Thresholds())
-    raised, active, cleared = rules.update(rec(0, dead_ratio=0.9, exploding_ratio=0.9))
-    assert [a["kind"] for a in raised] == ["dead"] and cleared == []
-    assert [f["kind"] for f in rules.findings_raised] == ["exploding_units"]
-    raised, active, cleared = rules.update(rec(1, dead_ratio=0.8, exploding_ratio=0.9))
-    assert raised == [] and active[0]["since"] == 0 and rules.findings_raised == []
-    assert rules.findings_active[0]["since"] == 0
-    raised, active, cleared = rules.update(rec(2, dead_ratio=0.1))
-    assert active == [] and [c["kind"] for c in cleared] == ["dead"]
-    assert [f["kind"] for f in rules.findings_cleared] == ["exploding_units"]
-    raised, _, _ = rules.update(rec(3, dead_ratio=0.9))
-    assert [a["kind"] for a in raised] == ["dead"]  # a new start after clearing is raised again
 
 
-def test_records_are_json_and_messages_say_what_helps():
-    records = vanishing_run()
-    records[0].nonfinite.append(NonFinite("x", "kernel", "h", 1))
-    records[0].set_scalar("x", "grad_norm", 1.0)
-    alerts, findings = run(records)
-    for a in alerts + findings:
-        json.dumps(a, allow_nan=False)
-        assert set(a) >= {"epoch", "layer", "kind", "message", "value", "threshold", "metric"}
-        assert "\n" not in a["message"]
-    for a in alerts:
-        assert a["kind"] in KINDS and "usually helps" in a["message"]
-    for f in findings:
-        assert f["kind"] in FINDING_KINDS and "(finding)" in f["message"]
+# ------------------------------------------------------------------ one rule a function
+LEARNING = Learning(unlearned=False, diverged=False, ratio=0.5, detail="it learns")
+UNLEARNED = Learning(unlearned=True, diverged=False, ratio=1.0, detail="it does not learn")
 
 
-def test_learning_state_reports_its_evidence():
+def evidence(flow=None, T=None, earlier=(), probe_loss=1.0, **scalars):
+    flow = None if flow is None else np.asarray(flow, dtype=np.float64)
+    return LayerEvidence("rnn", scalars, flow, T, list(earlier), probe_loss, False)
+
+
+def test_each_rule_reads_its_threshold_from_thresholds():
+    """Every rule fires just above its threshold and not at it, for default and moved values."""
+    for th in (Thresholds(), Thresholds(exploding_flow=50.0, exploding_grad_growth=4.0, exploding_units_ratio=0.2,
+                                        dead_alert_ratio=0.3, saturation_alert_ratio=0.7, vanishing_flow=1e-2)):
+        up = 1.0001
+        assert exploding(evidence(flow=[1.0, th.exploding_flow]), th) is None
+        assert exploding(evidence(flow=[1.0, th.exploding_flow * up]), th).metric == "temporal_flow"
+        growth = th.exploding_grad_growth * 2.0  # the median of [1, 3] is 2
+        assert exploding(evidence(earlier=[1.0, 3.0], grad_norm=growth), th) is None
+        assert exploding(evidence(earlier=[1.0, 3.0], grad_norm=growth * up), th).threshold == growth
+        assert exploding_units(evidence(exploding_ratio=th.exploding_units_ratio), th) is None
+        assert exploding_units(evidence(exploding_ratio=th.exploding_units_ratio * up), th).finding
+        assert dead(evidence(dead_ratio=th.dead_alert_ratio), th) is None
+        assert not dead(evidence(dead_ratio=th.dead_alert_ratio * up), th).finding
+        assert saturated(evidence(saturated_ratio=th.saturation_alert_ratio), UNLEARNED, th) is None
+        assert saturated(evidence(saturated_ratio=th.saturation_alert_ratio * up), UNLEARNED, th).kind == "saturated"
+        mid = th.vanishing_flow
+        assert vanishing(evidence(flow=flow_with_mid(mid), T=T), UNLEARNED, th) is None
+        assert vanishing(evidence(flow=flow_with_mid(mid / up), T=T), UNLEARNED, th).kind == "vanishing"
+        assert vanishing(evidence(flow=flow_with_mid(mid / up), T=T), LEARNING, th).kind == "short_memory"
+
+
+def test_saturation_is_an_alert_only_when_starved_or_not_learning():
     th = Thresholds()
-    h = History()
-    first = rec(0, probe=1.0, const=1.0, loss=0.5)
-    state = learning_state(first, h, th)
-    assert not state.unlearned and not state.diverged and state.ratio == 1.0
-    h.add(first, [])
-    state = learning_state(rec(1, probe=1.02, const=1.0, loss=0.4), h, th)
-    assert state.unlearned and "1.00x or more" in state.detail
-    assert math.isclose(learning_state(rec(1, probe=30.0, const=2.0), History([20.0], [1.0]), th).ratio, 15.0)
-    assert learning_state(rec(1, probe=30.0, const=2.0), History([20.0], [1.0]), th).diverged
+    starving = evidence(saturated_ratio=0.9, grad_norm=0.5 * th.starvation_grad * 2.0, probe_loss=2.0)
+    assert starved(starving, th) and saturated(starving, LEARNING, th).kind == "saturated"
+    fed = evidence(saturated_ratio=0.9, grad_norm=1.0, probe_loss=2.0)
+    assert not starved(fed, th)
+    assert saturated(fed, LEARNING, th).kind == "saturation" and saturated(fed, LEARNING, th).finding
+    assert saturated(fed, UNLEARNED, th).kind == "saturated" and "does not learn" in saturated(fed, UNLEARNED, th).detail
+
+
+def test_vanishing_reads_the_flow_at_half_the_valid_steps():
+    """F[T/2] of the layer's valid length, not of the flow's length: with T = 40, F[20]."""
+    th = Thresholds()
+    flow = np.ones(100)
+    flow[20:] = 1e-6
+    cond = vanishing(evidence(flow=flow, T=40.0), UNLEARNED, th)
+    assert cond.kind == "vanishing" and cond.value == pytest.approx(1e-6) and "20 of 40" in cond.detail
+    assert vanishing(evidence(flow=flow, T=None), UNLEARNED, th) is None
+
+
+def test_run_rules_diverged_and_stalled():
+    th = Thresholds()
+    assert diverged(LEARNING, th) is None and stalled(LEARNING, th) is None
+    cond = diverged(Learning(False, True, 40.0, "far above"), th)
+    assert cond.layer == RUN and cond.kind == "exploding" and cond.value == 40.0 and cond.threshold == th.diverged_ratio
+    cond = stalled(UNLEARNED, th)
+    assert cond.finding and cond.kind == "stalled" and cond.threshold == th.learned_ratio
