@@ -296,16 +296,16 @@ class ProbeMonitor:
             )
             results[info.name] = out
             inputs, vocab_size = self._unit_inputs or (None, None)
-            if inputs is not None and out.get("h_rows") is not None and out["h_rows"].shape[1] != inputs.shape[1]:
+            if inputs is not None and out.h_rows is not None and out.h_rows.shape[1] != inputs.shape[1]:
                 self._say_once(f"units-steps:{info.name}", "rnn_monitor: layer %r runs %d steps over %d input "
-                               "steps, so its average input is not computed", info.name, out["h_rows"].shape[1], inputs.shape[1])
-            elif inputs is not None and out.get("h_rows") is not None:
-                out["units"] = describe_units(inputs, out["h_rows"], info.direction == "backward",
+                               "steps, so its average input is not computed", info.name, out.h_rows.shape[1], inputs.shape[1])
+            elif inputs is not None and out.h_rows is not None:
+                out.units = describe_units(inputs, out.h_rows, info.direction == "backward",
                                               self.average_input_window, vocab_size)
-                queue_unit_writes(info.name, out["units"], vocab_size is None, optional, self.images)
+                queue_unit_writes(info.name, out.units, vocab_size is None, optional, self.images)
         if self.time_bin is None:  # chosen once: every epoch of the run has the same shapes
-            widths = [out["G"].shape[-1] for out in results.values() if out.get("G") is not None]
-            steps = max((out["G"].shape[0] for out in results.values() if out.get("G") is not None), default=0)
+            widths = [out.G.shape[-1] for out in results.values() if out.G is not None]
+            steps = max((out.G.shape[0] for out in results.values() if out.G is not None), default=0)
             cap = self.max_bytes_per_epoch
             self.time_bin = gstats.gradient_time_bin(steps, widths, None if cap is None else GRADIENT_SHARE * cap)
             if self.time_bin > 1:

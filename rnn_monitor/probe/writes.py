@@ -11,13 +11,13 @@ import numpy as np
 from rnn_monitor.logdir import images, metadata
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.probe.data import first_array
-from rnn_monitor.probe.layer_stats import state_names
+from rnn_monitor.probe.layer_stats import LayerStats, state_names
 from rnn_monitor.stats import gradients as gstats
 
 MAX_IMAGE_STEPS = 1024
 
 
-def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list, with_image: bool,
+def queue_writes(info: RNNLayerInfo, out: LayerStats, essentials: list, optional: list, with_image: bool,
                  time_bin: int = 1) -> None:
     """Add one layer's writes: gradient tensors to `essentials` (always written), the heatmap
     image and the activations to `optional` as ``(priority, size estimate, item, label)``.
@@ -25,18 +25,18 @@ def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list
     step; the tensors' metadata says ``time_bin``); the image is drawn from the full G."""
     name = info.name
     binned = {"time_bin": int(time_bin)} if time_bin > 1 else {}
-    if out.get("G") is not None:
-        G = gstats.bin_time(out["G"].astype(np.float32), time_bin)
+    if out.G is not None:
+        G = gstats.bin_time(out.G.astype(np.float32), time_bin)
         essentials.append((metadata.TIMESTEP_GRADIENTS, G, name, None, binned))
-    if out.get("O") is not None:
-        O = gstats.bin_time(out["O"].astype(np.float32), time_bin)
+    if out.O is not None:
+        O = gstats.bin_time(out.O.astype(np.float32), time_bin)
         essentials.append((metadata.OUTPUT_GRADIENTS, O, name, None, binned))
-    if out.get("g") is not None:
-        essentials.append((metadata.TIMESTEP_GRAD_NORM, out["g"].astype(np.float32), name, None, {}))
-    if out.get("F") is not None:
-        essentials.append((metadata.TEMPORAL_FLOW, out["F"].astype(np.float32), name, None, {}))
-    if with_image and out.get("G") is not None:
-        rgb = gradient_image(out["G"])
+    if out.g is not None:
+        essentials.append((metadata.TIMESTEP_GRAD_NORM, out.g.astype(np.float32), name, None, {}))
+    if out.F is not None:
+        essentials.append((metadata.TEMPORAL_FLOW, out.F.astype(np.float32), name, None, {}))
+    if with_image and out.G is not None:
+        rgb = gradient_image(out.G)
         size = images.png_estimate(rgb)  # PNG estimate; the exact size is counted after writing
         description = (
             "mean_b |dL/dh_t|: time steps left to right (input order), units top to bottom; "
@@ -44,7 +44,7 @@ def queue_writes(info: RNNLayerInfo, out: dict, essentials: list, optional: list
         )
         optional.append((0, size, ("image", f"{name}/timestep_gradients", rgb, description), f"{name} image"))
     order = {s: i for i, s in enumerate(state_names(info))}
-    for state, arr in out.get("activations", {}).items():
+    for state, arr in out.activations.items():
         with np.errstate(over="ignore"):  # beyond float16's 65504 is stored as +-Inf
             data = arr.astype(np.float16)  # the writer stores float16 packed
         priority = 1 + min(order.get(state, 9), 2)  # h, then c, then the gates

@@ -59,15 +59,15 @@ def test_extra_padding_changes_no_statistic(tmp_path):
     for layer in r1.scalars:
         a, b = p1.last_results[layer], p2.last_results[layer]
         # Every layer in input order: the padded steps are NaN, the others unchanged.
-        assert np.isnan(b["G"][T:]).all() and np.isnan(b["O"][T:]).all() and np.isnan(b["g"][T:]).all()
-        assert np.isfinite(a["G"]).all()
-        np.testing.assert_allclose(b["G"][:T], a["G"], rtol=1e-5, atol=1e-12)
-        np.testing.assert_allclose(b["O"][:T], a["O"], rtol=1e-5, atol=1e-12)
-        h = b["activations"]["h"]
+        assert np.isnan(b.G[T:]).all() and np.isnan(b.O[T:]).all() and np.isnan(b.g[T:]).all()
+        assert np.isfinite(a.G).all()
+        np.testing.assert_allclose(b.G[:T], a.G, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(b.O[:T], a.O, rtol=1e-5, atol=1e-12)
+        h = b.activations["h"]
         assert np.isnan(h[0, 6:]).all() and np.isfinite(h[0, :6]).all()
-        np.testing.assert_allclose(h[:, :T], a["activations"]["h"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(h[:, :T], a.activations["h"], rtol=1e-5, atol=1e-6)
     # sequence 3 has two valid steps: its padded steps are excluded from the batch mean at t >= 2
-    assert np.isfinite(p1.last_results["lstm"]["G"][2:]).all()
+    assert np.isfinite(p1.last_results["lstm"].G[2:]).all()
 
 
 def test_masking_layer_and_backward_half_in_input_order(tmp_path):
@@ -86,10 +86,10 @@ def test_masking_layer_and_backward_half_in_input_order(tmp_path):
     model.compile("sgd", "mse")
     probe, record = _probe(model, x, y, str(tmp_path))
     res = probe.last_results["back"]
-    assert np.isnan(res["G"][5:]).all() and np.isfinite(res["G"][:5]).all()
+    assert np.isnan(res.G[5:]).all() and np.isfinite(res.G[:5]).all()
     # A go_backwards layer with return_sequences=False outputs at input position 0 (its last step).
-    assert (res["O"][1:5] == 0).all() and (res["O"][0] > 0).all()
-    assert res["F"].shape == (5,) and res["F"][0] == pytest.approx(1.0)
+    assert (res.O[1:5] == 0).all() and (res.O[0] > 0).all()
+    assert res.F.shape == (5,) and res.F[0] == pytest.approx(1.0)
 
 
 def test_top_layer_flow_matches_a_per_sequence_tape_with_padding(log_dir, lstm_flow_by_tape, grad):

@@ -40,7 +40,7 @@ def test_planted_tanh_saturation_is_reported(log_dir):
     run, monitor = _fit_simple(log_dir, "tanh", bias)
     _, sat = run.scalar("rnn", "saturated_ratio")
     assert sat[-1] == 3 / N
-    assert monitor._parts["probe"].last_results["rnn"]["saturated"][:3].all()
+    assert monitor._parts["probe"].last_results["rnn"].saturated[:3].all()
     _, dead = run.scalar("rnn", "dead_ratio")
     assert dead[-1] == 3 / N  # a unit pinned at +-1 also has no variance
 
