@@ -47,7 +47,7 @@ from rnn_monitor.model.backend import compiled_loss, has_compiled_loss
 from rnn_monitor.probe.data import (
     blame_the_data, expected_shapes, first_array, slice_time, unpack_probe_data, validate_x,
 )
-from rnn_monitor.probe.layer_stats import layer_stats, state_names
+from rnn_monitor.probe.layer_stats import LayerStats, layer_stats, state_names
 from rnn_monitor.probe.unit_roles import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
 from rnn_monitor.record import EpochRecord
@@ -262,6 +262,37 @@ class ProbeMonitor:
             )
             self._cannot(f"refused:{name}", "%s", message)
 
+    def _describe_units(self, info: Any, out: LayerStats, optional: list) -> None:
+        """The units' average input and spectrum from the layer's kept h (`unit_roles`), queued."""
+        inputs, vocab_size = self._unit_inputs or (None, None)
+        if inputs is None or out.h_rows is None:
+            return
+        if out.h_rows.shape[1] != inputs.shape[1]:
+            self._say_once(f"units-steps:{info.name}", "rnn_monitor: layer %r runs %d steps over %d input "
+                           "steps, so its average input is not computed", info.name, out.h_rows.shape[1],
+                           inputs.shape[1])
+            return
+        out.units = describe_units(inputs, out.h_rows, info.direction == "backward",
+                                   self.average_input_window, vocab_size)
+        queue_unit_writes(info.name, out.units, vocab_size is None, optional, self.images)
+
+    def _choose_time_bin(self, results: dict) -> int:
+        """Steps averaged per written step of G and O, so that they fit the byte cap (said once)."""
+        widths = [out.G.shape[-1] for out in results.values() if out.G is not None]
+        steps = max((out.G.shape[0] for out in results.values() if out.G is not None), default=0)
+        cap = self.max_bytes_per_epoch
+        time_bin = gstats.gradient_time_bin(steps, widths, None if cap is None else GRADIENT_SHARE * cap)
+        if time_bin > 1:
+            self._say_once(
+                "time-bin",
+                "rnn_monitor: per-unit gradients of %d layers x %d steps would take most of "
+                "max_bytes_per_epoch=%s, so G and the output gradients are written as means over "
+                "%d consecutive steps (g[t] and the temporal flow keep every step); pass "
+                "max_bytes_per_epoch=None, units=[...] or max_timesteps to keep every step",
+                len(widths), steps, cap, time_bin, level=logging.INFO,
+            )
+        return time_bin
+
     def log_epoch(self, epoch: int, record: EpochRecord, beside: Optional[BackgroundTask] = None) -> None:
         """Probe, measure and write one logged epoch. `beside` (another part's numpy work) runs
         on a second thread while the probe's graph runs, and is joined before anything here
@@ -289,34 +320,14 @@ class ProbeMonitor:
         for info in self.infos:
             if info.name not in raw:
                 continue  # refused above
-            out = layer_stats(
+            results[info.name] = layer_stats(
                 info, raw[info.name], record, statics[info.name], thresholds=self.thresholds,
                 units=self.units, text_samples=self.text_samples, gradients=self.gradients,
                 say_once=self._say_once, refuse=self._cannot,
             )
-            results[info.name] = out
-            inputs, vocab_size = self._unit_inputs or (None, None)
-            if inputs is not None and out.h_rows is not None and out.h_rows.shape[1] != inputs.shape[1]:
-                self._say_once(f"units-steps:{info.name}", "rnn_monitor: layer %r runs %d steps over %d input "
-                               "steps, so its average input is not computed", info.name, out.h_rows.shape[1], inputs.shape[1])
-            elif inputs is not None and out.h_rows is not None:
-                out.units = describe_units(inputs, out.h_rows, info.direction == "backward",
-                                              self.average_input_window, vocab_size)
-                queue_unit_writes(info.name, out.units, vocab_size is None, optional, self.images)
+            self._describe_units(info, results[info.name], optional)
         if self.time_bin is None:  # chosen once: every epoch of the run has the same shapes
-            widths = [out.G.shape[-1] for out in results.values() if out.G is not None]
-            steps = max((out.G.shape[0] for out in results.values() if out.G is not None), default=0)
-            cap = self.max_bytes_per_epoch
-            self.time_bin = gstats.gradient_time_bin(steps, widths, None if cap is None else GRADIENT_SHARE * cap)
-            if self.time_bin > 1:
-                self._say_once(
-                    "time-bin",
-                    "rnn_monitor: per-unit gradients of %d layers x %d steps would take most of "
-                    "max_bytes_per_epoch=%s, so G and the output gradients are written as means over "
-                    "%d consecutive steps (g[t] and the temporal flow keep every step); pass "
-                    "max_bytes_per_epoch=None, units=[...] or max_timesteps to keep every step",
-                    len(widths), steps, cap, self.time_bin, level=logging.INFO,
-                )
+            self.time_bin = self._choose_time_bin(results)
         for info in self.infos:
             if info.name in results:
                 queue_writes(info, results[info.name], essentials, optional, with_image=self.images,
