@@ -1,11 +1,10 @@
-"""Pure numpy statistics (`rnn_monitor.stats.unit_health`, `rnn_monitor.stats.gradients`), no TensorFlow."""
+"""Unit health from the probe's accumulators (`rnn_monitor.stats.unit_health`, pure numpy, no TensorFlow)."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from rnn_monitor.stats import gradients as gs
 from rnn_monitor.stats import unit_health as us
 
 
@@ -75,33 +74,3 @@ def test_gate_saturation_fractions():
     acc = us.accumulate({"h": np.zeros_like(g), "f": g}, valid, sigmoid_gates=("f",))
     left, right = us.gate_saturation(acc, "f")
     assert left == pytest.approx(2 / 6) and right == pytest.approx(2 / 6)
-
-
-def test_batch_mean_is_nan_where_nothing_is_valid():
-    G = gs.timestep_gradients(np.array([[2.0, 4.0], [0.0, 0.0]]), np.array([2, 0]))
-    assert G[0].tolist() == [1.0, 2.0] and np.isnan(G[1]).all()
-
-
-def test_temporal_flow_counts_valid_steps_only():
-    flow = np.array([[0.1, 0.5, 1.0, 0.0], [0.2, 0.4, 0.8, 2.0]])
-    vnorm = np.array([1.0, 2.0])
-    valid = np.array([[True, True, True, False], [True, True, True, True]])
-    F = gs.temporal_flow(flow, vnorm, valid)
-    # k=0: (1.0 + 2.0) / 3; k=1: (0.5 + 0.8) / 3; k=2: (0.1 + 0.4) / 3; k=3: only row 1: 0.2 / 2
-    np.testing.assert_allclose(F, [1.0, 1.3 / 3, 0.5 / 3, 0.1])
-    no_mask = gs.temporal_flow(flow[1:], vnorm[1:], valid[1:])
-    np.testing.assert_allclose(no_mask, flow[1, ::-1] / 2.0)
-
-
-def test_grad_horizon():
-    assert gs.grad_horizon(np.array([1.0, 0.5, 1e-2, 1e-4, 0.5])) == 2
-    assert gs.grad_horizon(np.array([1.0, 0.5])) == 1
-    assert gs.grad_horizon(np.array([np.nan, 1.0])) == 0
-    assert gs.grad_horizon(np.array([])) == 0
-    assert gs.grad_horizon(np.array([1.0, 2e-3, 5e-4]), floor=1e-3) == 1
-
-
-def test_input_order():
-    a = np.arange(6).reshape(2, 3)
-    assert gs.to_input_order(a, True, axis=1).tolist() == [[2, 1, 0], [5, 4, 3]]
-    assert gs.to_input_order(a, False, axis=1) is a
