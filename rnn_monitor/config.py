@@ -82,12 +82,15 @@ class GenerateConfig:
             raise ValueError(f"generate: unknown key(s) {unknown}; known keys: {sorted(known)}")
         if "seed" not in values or values["seed"] is None or len(values["seed"]) == 0:
             raise ValueError('generate needs a non-empty "seed": the text (or token ids) to start from')
-        config = cls(**values)
-        if not isinstance(config.steps, int) or config.steps < 1:
-            raise ValueError(f"generate: steps must be a positive integer, got {config.steps!r}")
-        if not isinstance(config.temperature, (int, float)) or config.temperature < 0:
-            raise ValueError(f"generate: temperature must be >= 0, got {config.temperature!r}")
-        return config
+        if "steps" in values:
+            values["steps"] = check_count("generate: steps", values["steps"], minimum=1)
+        if "random_seed" in values:
+            values["random_seed"] = check_count("generate: random_seed", values["random_seed"], minimum=0)
+        temperature = values.get("temperature", 0.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
+        return cls(**values)
 
 
 def check_generate_config(values: Optional[Mapping[str, Any]]) -> Optional[GenerateConfig]:
