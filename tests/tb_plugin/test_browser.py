@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -237,10 +238,12 @@ _CANVAS_STATS = """(sel) => {
   return {coloured: coloured / (d.length / 4), hash, epoch: c.dataset.epoch || null};
 }"""
 
-# Axis labels and ticks of the health charts, and the share of painted pixels in each label box.
-_AXES = """() => Array.from(document.querySelectorAll('#health-grid canvas, #gate-grid canvas')).map(c => {
-  const boxes = JSON.parse(c.dataset.labelBoxes || '{}');
-  const k = c.width / parseFloat(c.style.width);
+# Axis labels and ticks of the health charts (uPlot, lib/lines.js), and the share of painted
+# pixels of the chart's canvas in each label box.
+_AXES = """() => Array.from(document.querySelectorAll('#health-grid .chart, #gate-grid .chart')).map(h => {
+  const c = h.querySelector('canvas');
+  const boxes = JSON.parse(h.dataset.labelBoxes || '{}');
+  const k = c.width / c.getBoundingClientRect().width;
   const ink = (b) => {
     if (!b) return 0;
     const d = c.getContext('2d').getImageData(Math.floor(b[0] * k), Math.floor(b[1] * k),
@@ -249,9 +252,9 @@ _AXES = """() => Array.from(document.querySelectorAll('#health-grid canvas, #gat
     for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 160) n++;
     return n / (d.length / 4);
   };
-  return {x: c.dataset.xLabel, y: c.dataset.yLabel, xTicks: JSON.parse(c.dataset.xTicks || '[]'),
-          yTicks: JSON.parse(c.dataset.yTicks || '[]'), inkX: ink(boxes.x), inkY: ink(boxes.y),
-          aria: c.getAttribute('aria-label')};
+  return {x: h.dataset.xLabel, y: h.dataset.yLabel, xTicks: JSON.parse(h.dataset.xTicks || '[]'),
+          yTicks: JSON.parse(h.dataset.yTicks || '[]'), inkX: ink(boxes.x), inkY: ink(boxes.y),
+          aria: h.getAttribute('aria-label')};
 })"""
 
 _SPAN_COLOURS = """() => Array.from(document.querySelectorAll('#text-sample pre.seq span'))
@@ -272,7 +275,7 @@ def test_gradient_view_heatmaps_and_epoch_slider(dashboard, shots):
     before = frame.evaluate(_CANVAS_STATS, "#unit-heatmap")
     assert before["coloured"] > 0.3, before
     frame.wait_for_selector("#flow-chart[data-epoch]", timeout=30000)
-    assert frame.evaluate(_CANVAS_STATS, "#flow-chart")["coloured"] > 0.01
+    assert frame.evaluate(_CANVAS_STATS, "#flow-chart canvas")["coloured"] > 0.01
     save_shot(dashboard, shots, "gradients")
 
     # Keyboard: focus the slider, jump to the first epoch.
@@ -473,11 +476,11 @@ def test_regex_anchors_match_at_line_starts(dashboard, tensorboard):
 def test_health_view_small_multiples_and_alerts(dashboard, shots):
     frame = dashboard["frame"]
     _select_tab(frame, "health")
-    frame.wait_for_selector("#gate-grid canvas", timeout=30000)
-    n = frame.locator("#gate-grid canvas").count()
+    frame.wait_for_selector("#gate-grid .chart canvas", timeout=30000)
+    n = frame.locator("#gate-grid .chart").count()
     assert n >= 6  # {kernel, recurrent_kernel, bias} x {l2, update_ratio}
-    assert frame.evaluate(_CANVAS_STATS, "#gate-grid canvas")["coloured"] > 0.01
-    assert frame.locator("#health-grid canvas").count() >= 3
+    assert frame.evaluate(_CANVAS_STATS, "#gate-grid .chart canvas")["coloured"] > 0.01
+    assert frame.locator("#health-grid .chart").count() >= 3
     # Issue 14: every chart labels its axes (x: epoch; y: what is plotted) and has tick values,
     # and the labels are painted where the chart says (non-blank pixels in those boxes).
     charts = frame.evaluate(_AXES)
@@ -493,6 +496,100 @@ def test_health_view_small_multiples_and_alerts(dashboard, shots):
     assert "Alerts" in body and ("No alerts were raised" in body or frame.locator("#alerts-table").count() == 1)
     assert "Findings" in body and ("No findings." in body or frame.locator("#findings-table").count() == 1)
     save_shot(dashboard, shots, "health")
+
+
+def _logged_scalars(logdir: str, run: str, tag: str) -> dict[int, float]:
+    """step -> value of one scalar, read from the run's event files by TensorBoard's own
+    reader (not through the plugin)."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.util import tensor_util
+
+    acc = ea.EventAccumulator(os.path.join(logdir, run), size_guidance={ea.TENSORS: 0, ea.SCALARS: 0})
+    acc.Reload()
+    if tag in acc.Tags()["tensors"]:
+        return {e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def _plot_point(frame, chart: str, x: float) -> tuple[float, float]:
+    """Page coordinates of data x, at mid-height, on a line chart's plot area."""
+    box = frame.locator(f"{chart} .u-over").bounding_box()
+    x0, x1 = json.loads(frame.get_attribute(chart, "data-x-range"))
+    px = box["x"] + (x - x0) / (x1 - x0) * box["width"]
+    return min(max(px, box["x"] + 1), box["x"] + box["width"] - 1), box["y"] + box["height"] / 2
+
+
+def _hover_readout(dashboard, chart: str, x: float) -> str:
+    """Move the mouse over data x of a chart; the read-out under it then."""
+    frame = dashboard["frame"]
+    frame.locator(chart).scroll_into_view_if_needed()
+    dashboard["page"].mouse.move(*_plot_point(frame, chart, x))
+    frame.wait_for_function("(s) => / = /.test(document.querySelector(s + ' .chart-readout').textContent)",
+                            arg=chart, timeout=5000)
+    return frame.inner_text(f"{chart} .chart-readout")
+
+
+def test_line_chart_hover_reads_the_logged_values(dashboard, logdir):
+    """Hovering a health chart at an epoch shows each series' value there: the weight-gradient
+    norm, and the four LSTM gates' kernel L2 norms, equal (to the 3 digits shown) to the
+    scalars in the event files."""
+    frame = dashboard["frame"]
+    _select_tab(frame, "gradients")
+    frame.select_option("#layer-select", "lstm")
+    _select_tab(frame, "health")
+    frame.wait_for_selector("#gate-grid .chart canvas", timeout=30000)
+    run = frame.evaluate("() => document.querySelector('#run-select').value")
+    grad = "#health-grid .chart[aria-label^='weight-gradient norm']"
+    logged = _logged_scalars(logdir, run, "lstm/grad_norm")
+    assert len(logged) >= 3 and len({round(v, 6) for v in logged.values()}) == len(logged)
+    for epoch, value in sorted(logged.items()):
+        text = _hover_readout(dashboard, grad, epoch)
+        shown = re.fullmatch(r"epoch = (\d+): weight-gradient norm (\S+)", text)
+        assert shown and int(shown.group(1)) == epoch, text
+        assert float(shown.group(2)) == pytest.approx(value, rel=5e-3), (text, value)
+    kernel = "#gate-grid .chart[aria-label^='kernel \u00b7 L2 norm']"
+    epoch = sorted(logged)[1]
+    text = _hover_readout(dashboard, kernel, epoch)
+    assert text.startswith(f"epoch = {epoch}: "), text
+    shown = dict(re.findall(r"gate (\w) (\S+?)(?:,|$)", text))
+    assert sorted(shown) == ["c", "f", "i", "o"], text
+    for gate, number in shown.items():
+        value = _logged_scalars(logdir, run, f"lstm/kernel/{gate}/l2")[epoch]
+        assert float(number) == pytest.approx(value, rel=5e-3), (gate, text, value)
+    dashboard["page"].mouse.move(0, 0)
+
+
+def test_line_chart_drag_zooms_and_double_click_resets(dashboard):
+    """Dragging across the temporal flow chart narrows its x range to the dragged span (and its
+    ticks with it); a double-click brings back the full range."""
+    frame = dashboard["frame"]
+    _select_tab(frame, "gradients")
+    frame.wait_for_selector("#flow-chart[data-epoch] canvas", timeout=30000)
+    chart = "#flow-chart"
+    frame.locator(chart).scroll_into_view_if_needed()
+    full = json.loads(frame.get_attribute(chart, "data-x-range"))
+    ticks = json.loads(frame.get_attribute(chart, "data-x-ticks"))
+    assert full[0] == 0 and full[1] >= 10, full
+    lo, hi = full[0] + 0.3 * (full[1] - full[0]), full[0] + 0.6 * (full[1] - full[0])
+    before = frame.get_attribute(chart, "data-x-range")
+    mouse = dashboard["page"].mouse
+    mouse.move(*_plot_point(frame, chart, lo))
+    mouse.down()
+    mouse.move(*_plot_point(frame, chart, hi), steps=8)
+    mouse.up()
+    frame.wait_for_function("(r) => document.querySelector('#flow-chart').dataset.xRange !== r",
+                            arg=before, timeout=5000)
+    zoomed = json.loads(frame.get_attribute(chart, "data-x-range"))
+    span = full[1] - full[0]
+    assert zoomed[0] == pytest.approx(lo, abs=0.02 * span) and zoomed[1] == pytest.approx(hi, abs=0.02 * span), (zoomed, lo, hi)
+    zoomed_ticks = json.loads(frame.get_attribute(chart, "data-x-ticks"))
+    assert zoomed_ticks != ticks and all(lo - 1 <= t <= hi + 1 for t in zoomed_ticks), zoomed_ticks
+    box = frame.locator(f"{chart} .u-over").bounding_box()
+    mouse.dblclick(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    frame.wait_for_function("(r) => document.querySelector('#flow-chart').dataset.xRange === r",
+                            arg=json.dumps(full, separators=(",", ":")), timeout=5000)
+    assert json.loads(frame.get_attribute(chart, "data-x-ticks")) == ticks
+    mouse.move(0, 0)
 
 
 def test_health_view_lists_findings_apart_from_alerts(browser, tmp_path):

@@ -84,7 +84,7 @@ def test_units_view_surface_and_card(units_dashboard, shots):  # noqa: F811
     frame.wait_for_selector("#average-input", timeout=30000)
     assert frame.evaluate(_CANVAS_STATS, "#average-input")["coloured"] > 0.2
     for chart in ("#unit-strength", "#unit-period", "#unit-saturation"):
-        assert frame.evaluate(_CANVAS_STATS, chart)["coloured"] > 0.01, chart
+        assert frame.evaluate(_CANVAS_STATS, f"{chart} canvas")["coloured"] > 0.01, chart
     chips = frame.locator("#periodic-units .chip")
     if not os.environ.get("RNN_MONITOR_UNITS_LOGDIR"):  # our log's text repeats every 4 characters
         assert chips.count() >= 1
@@ -114,9 +114,9 @@ def test_text_view_importance_source_with_prediction_curve(units_dashboard, shot
     _select_tab(frame, "text")
     frame.wait_for_selector("#text-source", timeout=30000)
     _pick(frame, "#text-source", "importance")
-    frame.wait_for_selector("#reading canvas", timeout=30000)
-    assert frame.locator("#reading canvas").count() == 4  # one curve per text-view sequence (text_samples)
-    assert frame.evaluate(_CANVAS_STATS, "#reading canvas")["coloured"] > 0.01
+    frame.wait_for_selector("#reading .chart canvas", timeout=30000)
+    assert frame.locator("#reading .chart").count() == 4  # one curve per text-view sequence (text_samples)
+    assert frame.evaluate(_CANVAS_STATS, "#reading .chart canvas")["coloured"] > 0.01
     save_shot(units_dashboard, shots, "importance")
     errors = [m for m in units_dashboard["messages"] if m[0] in ("error", "pageerror")]
     assert not errors, errors

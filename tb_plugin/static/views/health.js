@@ -1,9 +1,10 @@
 // "Health" view: unit and gradient health over epochs, per-gate weight norms and update
 // ratios (small multiples), non-finite weights, the run's alerts and its findings.
 
-import { drawLines, panelWidth } from "../lib/chart.js";
+import { panelWidth } from "../lib/chart.js";
 import { el, errorNotice, noProbe, notice, samplingNotice, section } from "../lib/dom.js";
 import { api } from "../lib/fetch.js";
+import { drawLines } from "../lib/lines.js";
 
 const GATE_COLORS = ["#1976d2", "#e65100", "#2e7d32", "#6a1b9a", "#c2185b", "#00838f"];
 // Title and y-axis label (what is plotted, with its unit or scale) of each health chart.
@@ -38,61 +39,75 @@ export async function renderHealth(view, layer, stale, state) {
   if (stale()) return;
   const full = panelWidth(view) - 44;
   const cols = Math.max(1, Math.floor(full / 280));
-  const w = Math.floor((full - (cols - 1) * 12) / cols);
-  const h = 172;
+  const size = { width: Math.floor((full - (cols - 1) * 12) / cols), height: 172, ...epochRange(health.series) };
+  drawHealthCharts(healthCard, health, layer, size);
+  drawGateCharts(gateCard, health, size);
+  renderAlerts(alertCard, alerts, layer);
+  renderFindings(findingCard, alerts, layer);
+}
+
+// The epochs every chart spans (xMin, xMax): first to last logged epoch of any series.
+function epochRange(seriesByName) {
   let e0 = Infinity;
   let e1 = -Infinity;
-  for (const s of Object.values(health.series)) {
+  for (const s of Object.values(seriesByName)) {
     if (s.epochs.length) {
       e0 = Math.min(e0, s.epochs[0]);
       e1 = Math.max(e1, s.epochs[s.epochs.length - 1]);
     }
   }
-  const xr = Number.isFinite(e0) ? { xMin: e0, xMax: Math.max(e1, e0 + 1) } : {};
+  return Number.isFinite(e0) ? { xMin: e0, xMax: Math.max(e1, e0 + 1) } : {};
+}
+
+// A chart holder in `grid` with its accessible name.
+function chartIn(grid, label) {
+  const holder = el("div", { class: "small", role: "figure", "aria-label": label });
+  grid.append(holder);
+  return holder;
+}
+
+// Dead / exploding / saturated fractions, weight-gradient norm, horizon: one chart each.
+function drawHealthCharts(card, health, layer, size) {
   const grid = el("div", { class: "grid", id: "health-grid" });
-  healthCard.append(grid);
-  if (!health.health.length) healthCard.append(noProbe("unit health measurements", layer.missing));
+  card.append(grid);
+  if (!health.health.length) card.append(noProbe("unit health measurements", layer.missing));
   for (const name of health.health) {
     const s = health.series[name];
     const [title, yLabel] = HEALTH_CHARTS[name] || [name, "value"];
-    const c = el("canvas", { class: "small", role: "img", "aria-label": `${title} over epochs (x: epoch, y: ${yLabel})` });
-    grid.append(c);
     const ratio = name.endsWith("_ratio");
-    drawLines(c, {
-      series: [{ x: s.epochs, y: s.values, color: "#1565c0" }],
-      width: w,
-      height: h,
+    drawLines(chartIn(grid, `${title} over epochs (x: epoch, y: ${yLabel})`), {
+      series: [{ x: s.epochs, y: s.values, color: "#1565c0", name: title }],
+      ...size,
       title,
       xLabel: "epoch",
       yLabel,
-      ...xr,
       yMin: 0,
       yMax: ratio && !s.values.some((v) => v > 0) ? 1 : undefined,
     });
   }
+}
 
+// Per role (kernel, recurrent kernel, bias): L2 norm and update ratio, one line per gate;
+// then the count of non-finite weights.
+function drawGateCharts(card, health, size) {
   const gates = health.gates.length ? health.gates : [...new Set(Object.keys(health.series).filter((k) => k.split("/").length === 3).map((k) => k.split("/")[1]))];
-  const legend = el("div", { class: "legend" }, gates.map((g, i) => el("span", { class: "key" }, el("span", { class: "swatch", style: `background:${GATE_COLORS[i % GATE_COLORS.length]}` }), `gate ${g}`)));
-  const ggrid = el("div", { class: "grid", id: "gate-grid" });
-  gateCard.append(legend, ggrid);
-  const nonfinite = [];
+  const colour = (i) => GATE_COLORS[i % GATE_COLORS.length];
+  const legend = el("div", { class: "legend" }, gates.map((g, i) => el("span", { class: "key" }, el("span", { class: "swatch", style: `background:${colour(i)}` }), `gate ${g}`)));
+  const grid = el("div", { class: "grid", id: "gate-grid" });
+  card.append(legend, grid);
   for (const role of health.roles) {
     for (const stat of ["l2", "update_ratio"]) {
       const series = gates
         .map((g, i) => ({ g, i, s: health.series[`${role}/${g}/${stat}`] }))
         .filter((o) => o.s)
-        .map((o) => ({ x: o.s.epochs, y: o.s.values, color: GATE_COLORS[o.i % GATE_COLORS.length] }));
+        .map((o) => ({ x: o.s.epochs, y: o.s.values, color: colour(o.i), name: `gate ${o.g}` }));
       if (!series.length) continue;
       const logY = stat === "update_ratio" && series.some((s) => s.y.some((v) => v > 0));
       const [what, yLabel] = GATE_CHARTS[stat];
       const title = `${role.replace("_", " ")} \u00b7 ${what}`;
-      const c = el("canvas", { class: "small", role: "img", "aria-label": `${title} per gate over epochs (x: epoch, y: ${yLabel})` });
-      ggrid.append(c);
-      drawLines(c, {
+      drawLines(chartIn(grid, `${title} per gate over epochs (x: epoch, y: ${yLabel})`), {
         series,
-        width: w,
-        height: h,
-        ...xr,
+        ...size,
         yMin: stat === "l2" ? 0 : undefined,
         title,
         xLabel: "epoch",
@@ -100,43 +115,51 @@ export async function renderHealth(view, layer, stale, state) {
         logY,
       });
     }
+  }
+  const nonfinite = [];
+  for (const role of health.roles) {
     for (const g of gates) {
       const s = health.series[`${role}/${g}/nonfinite`];
       if (s && s.values.some((v) => v)) nonfinite.push(`${role}/${g}: up to ${Math.max(...s.values)} NaN/Inf values`);
     }
   }
-  gateCard.append(nonfinite.length ? notice("error", `Non-finite weights: ${nonfinite.join("; ")}`) : el("p", { class: "sub ok", text: "No NaN or Inf in the weights of this layer." }));
+  card.append(nonfinite.length ? notice("error", `Non-finite weights: ${nonfinite.join("; ")}`) : el("p", { class: "sub ok", text: "No NaN or Inf in the weights of this layer." }));
+}
 
-  // Alerts
-  const sn = samplingNotice(alerts.sampling);
-  if (sn) alertCard.append(sn);
-  if (!alerts.enabled) {
-    alertCard.append(el("p", { class: "sub", text: "No alert records in this run (alerts were off, or an older rnn-monitor wrote it)." }));
-  } else if (!alerts.alerts.length) {
-    alertCard.append(el("p", { class: "sub ok", text: "No alerts were raised." }));
-  } else {
-    const table = el(
-      "table",
-      { class: "alerts", id: "alerts-table" },
-      el("thead", {}, el("tr", {}, ["Epoch", "Layer", "Kind", "Message"].map((t) => el("th", { scope: "col", text: t })))),
-      el(
-        "tbody",
-        {},
-        alerts.alerts.map((a) =>
-          el(
-            "tr",
-            { class: a.layer === layer.name ? "this-layer" : null },
-            el("td", { class: "num", text: a.epoch }),
-            el("td", { text: a.layer }),
-            el("td", {}, el("span", { class: `badge badge-${a.kind.replace(/[^a-z_]/g, "")}`, text: a.kind })),
-            el("td", { text: a.message }),
-          ),
-        ),
-      ),
+// A table of records (alerts or findings), one row each: epoch(s), layer, kind badge, message;
+// rows of the selected layer highlighted.
+function recordTable(id, firstHeader, records, layer, cells) {
+  const rows = records.map((r) => {
+    const [epochCell, badgeClass] = cells(r);
+    return el(
+      "tr",
+      { class: r.layer === layer.name ? "this-layer" : null },
+      epochCell,
+      el("td", { text: r.layer }),
+      el("td", {}, el("span", { class: `badge ${badgeClass}`, text: r.kind })),
+      el("td", { text: r.message }),
     );
-    alertCard.append(table);
+  });
+  return el(
+    "table",
+    { class: "alerts", id },
+    el("thead", {}, el("tr", {}, [firstHeader, "Layer", "Kind", "Message"].map((t) => el("th", { scope: "col", text: t })))),
+    el("tbody", {}, rows),
+  );
+}
+
+function renderAlerts(card, alerts, layer) {
+  const sn = samplingNotice(alerts.sampling);
+  if (sn) card.append(sn);
+  if (!alerts.enabled) {
+    card.append(el("p", { class: "sub", text: "No alert records in this run (alerts were off, or an older rnn-monitor wrote it)." }));
+    return;
   }
-  renderFindings(findingCard, alerts, layer);
+  if (!alerts.alerts.length) {
+    card.append(el("p", { class: "sub ok", text: "No alerts were raised." }));
+    return;
+  }
+  card.append(recordTable("alerts-table", "Epoch", alerts.alerts, layer, (a) => [el("td", { class: "num", text: a.epoch }), `badge-${a.kind.replace(/[^a-z_]/g, "")}`]));
 }
 
 function epochSpan(f) {
@@ -152,22 +175,6 @@ function renderFindings(card, alerts, layer) {
     card.append(el("p", { class: "sub ok", text: "No findings." }));
     return;
   }
-  const rows = alerts.findings.map((f) =>
-    el(
-      "tr",
-      { class: f.layer === layer.name ? "this-layer" : null },
-      el("td", { class: "num", text: epochSpan(f), title: `active at logged epochs ${f.epochs.join(", ")}` }),
-      el("td", { text: f.layer }),
-      el("td", {}, el("span", { class: "badge badge-finding", text: f.kind })),
-      el("td", { text: f.message }),
-    ),
-  );
-  card.append(
-    el(
-      "table",
-      { class: "alerts", id: "findings-table" },
-      el("thead", {}, el("tr", {}, ["Epochs", "Layer", "Kind", "Message"].map((t) => el("th", { scope: "col", text: t })))),
-      el("tbody", {}, rows),
-    ),
-  );
+  const epochCell = (f) => el("td", { class: "num", text: epochSpan(f), title: `active at logged epochs ${f.epochs.join(", ")}` });
+  card.append(recordTable("findings-table", "Epochs", alerts.findings, layer, (f) => [epochCell(f), "badge-finding"]));
 }
