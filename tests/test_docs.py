@@ -50,3 +50,39 @@ def test_docs_python_blocks_run_or_say_they_are_sketches(tmp_path):
             proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
             assert proc.returncode == 0, f"{page.name} block {n}:\n{proc.stderr[-3000:]}"
+
+
+CITED_PATH = re.compile(r"(?<![/\w])((?:rnn_monitor|tb_plugin|benchmarks|examples|tests|docs)/[\w./-]*\w\.(?:py|js|md|css|json))\b")
+CITED_MODULE = re.compile(r"\b(rnn_monitor(?:\.\w+)+)")
+SOURCES = PAGES + sorted(p for folder in ("rnn_monitor", "tb_plugin", "benchmarks", "examples", "tests")
+                         for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".js"))
+
+
+def _module_cites_nothing(dotted: str) -> bool:
+    """`rnn_monitor.a.b.name`: the longest prefix that is a module or package, and the next part
+    (if any) a name that its file defines or imports."""
+    parts, path = dotted.split("."), ROOT
+    for i, part in enumerate(parts):
+        if (path / part).is_dir():
+            path = path / part
+            continue
+        if (path / f"{part}.py").exists():
+            path, i = path / f"{part}.py", i + 1
+        rest = parts[i:]
+        if path.is_dir():
+            path = path / "__init__.py"
+        return bool(rest) and not re.search(rf"\b{re.escape(rest[0])}\b", path.read_text())
+    return False
+
+
+def test_every_cited_file_and_module_exists():
+    """Paths (`rnn_monitor/probe/graph.py`) and modules (`rnn_monitor.stats.gradients`) named in the
+    docs, docstrings and comments exist, so a reader who follows one finds it."""
+    missing = []
+    for source in SOURCES:
+        text = source.read_text()
+        missing += [f"{source.relative_to(ROOT)}: {p}" for p in set(CITED_PATH.findall(text))
+                    if not (ROOT / p).exists() and "*" not in p]
+        missing += [f"{source.relative_to(ROOT)}: {m}" for m in set(CITED_MODULE.findall(text))
+                    if _module_cites_nothing(m)]
+    assert not missing, "cited but not there:\n" + "\n".join(sorted(missing))

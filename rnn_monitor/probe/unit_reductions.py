@@ -4,10 +4,9 @@ saturation, and the first sequences of every state for the text view.
 
 Time is reduced in chunks of at most `CHUNK_ELEMENTS` values per gate block, one after the
 other (`keras.ops.fori_loop`), so that the gates and their comparisons are never alive for the
-whole sequence at once. A stock cell's gates are the ones its own activation calls returned in
-the loop (`rnn_monitor.model.stepping.recorded_activations`) when they were kept, else rebuilt
-from its weights chunk by chunk; both are checked against the cell's own h (and c) on the first
-`CHECK_ROWS` sequences (``recon``; the caller drops a layer's gates above the tolerance).
+whole sequence at once. A stock cell's gates are rebuilt from its weights chunk by chunk
+(`rnn_monitor.model.gates`, Keras's own formulas) and checked against the cell's own h (and c)
+on the first `CHECK_ROWS` sequences (``recon``; the caller drops a layer's gates above the tolerance).
 
 Layouts: batch-major, the layer's processing order, [B, T, ...]; feature maps (ConvLSTM) are
 reduced per filter over every spatial position ([B, T, positions, units]). Masked steps are
