@@ -526,7 +526,7 @@ def _hover_readout(dashboard, chart: str, x: float) -> str:
     dashboard["page"].mouse.move(*_plot_point(frame, chart, x))
     frame.wait_for_function("(s) => / = /.test(document.querySelector(s + ' .chart-readout').textContent)",
                             arg=chart, timeout=5000)
-    return frame.inner_text(f"{chart} .chart-readout")
+    return frame.inner_text(f"{chart} .chart-readout").replace("\xa0", " ")
 
 
 def test_line_chart_hover_reads_the_logged_values(dashboard, logdir):

@@ -231,7 +231,7 @@ function readoutText(u, series, opts) {
   const parts = seriesToRead(u, series, idx).map((i) => {
     const v = u.data[i][idx];
     const name = series[i - 1].name || `series ${i}`;
-    return `${name} ${v === null || v === undefined ? "n/a" : fmt(v)}`;
+    return `${name} ${v === null || v === undefined ? "n/a" : fmt(v)}`.replace(/ /g, "\u00a0"); // wraps between series only
   });
   return `${opts.xName || opts.xLabel || "x"} = ${u.data[0][idx]}: ${parts.join(", ")}`;
 }
@@ -303,6 +303,7 @@ export function drawLines(holder, opts) {
   charts.delete(holder);
   holder.replaceChildren();
   holder.classList.add("chart");
+  holder.style.width = `${opts.width}px`; // a long read-out wraps instead of widening the chart
   holder.dataset.xLabel = opts.xLabel || "";
   holder.dataset.yLabel = opts.yLabel || "";
   const data = alignSeries(opts.series, opts.logY, opts.xMin, opts.xMax);
