@@ -312,12 +312,11 @@ def probe_parts(rounds: int = 9) -> dict:
     model, one call of each set-up after the other in every round (medians): the forward and
     statistics alone (no gradients), the forward and backward without the temporal flow, and
     everything, the last with the hand-written reverse pass of stock cells and with the generic
-    one (`rnn_monitor.model.tensorflow.adjoint.ON`): TensorFlow's loop path."""
+    one (`ProbeSettings.hand_written_reverse`): TensorFlow's loop path."""
     import tensorflow as tf
 
     from rnn_monitor.config import Thresholds
     from rnn_monitor.model.anatomy import find_rnn_layers
-    from rnn_monitor.model.tensorflow import adjoint
     from rnn_monitor.probe.graph import Prober
 
     x, y, chars = dataset(BATCH * 4)
@@ -333,10 +332,9 @@ def probe_parts(rounds: int = 9) -> dict:
     }
     probes = {}
     for name, (hand_written, gradients, flow) in setups.items():
-        adjoint.ON = hand_written
-        probes[name] = Prober(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16, path="loop")
-        probes[name].run(xb, yb)  # trace (with the setting it is traced with)
-    adjoint.ON = True
+        probes[name] = Prober(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16, path="loop",
+                              hand_written_reverse=hand_written)
+        probes[name].run(xb, yb)  # trace
 
     @tf.function
     def train_step(xs, ys):

@@ -20,7 +20,7 @@ where it has a batch axis; `rnn_monitor.probe.probe_monitor` turns them into inp
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from keras import ops
@@ -35,9 +35,13 @@ from rnn_monitor.probe.unit_reductions import unit_statistics
 
 
 class ProbeSettings:
-    """Thresholds the reductions count with, and how many sequences they keep."""
+    """Thresholds the reductions count with, how many sequences they keep, and how TensorFlow's
+    loop (`rnn_monitor.model.tensorflow.checkpointed`) runs: `segment_steps` per checkpointed
+    segment (None: ceil(sqrt(T))), and `hand_written_reverse` for stock LSTM / GRU layers (off:
+    the generic reverse pass serves them too). Read when the probe is traced."""
 
-    def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0) -> None:
+    def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0, segment_steps: Optional[int] = None,
+                 hand_written_reverse: bool = True) -> None:
         self.sat_tanh = float(thresholds.saturation_tanh)
         self.low = float(thresholds.saturation_sigmoid_low)
         self.high = float(thresholds.saturation_sigmoid_high)
@@ -45,6 +49,8 @@ class ProbeSettings:
         # h alone is kept for more rows: the units' average input and spectrum need more text
         # than the text view, and keeping only h for them costs 1 state, not all of them.
         self.h_samples = max(self.text_samples, int(h_samples))
+        self.segment_steps = segment_steps
+        self.hand_written_reverse = bool(hand_written_reverse)
 
 
 class Prober:
@@ -53,13 +59,15 @@ class Prober:
     With ``gradients=False`` (no labels or no compiled loss) only the forward part runs.
     `path`: "auto" (the stock-layer kernel path where the backend fuses the layer, the
     perturbed loop elsewhere), "kernel" or "loop" (every layer that path can serve).
+    `segment_steps` and `hand_written_reverse`: see `ProbeSettings`.
     """
 
     def __init__(self, model: Any, infos: Sequence[RNNLayerInfo], thresholds: Any, text_samples: int,
-                 gradients: bool, flow: bool = True, h_samples: int = 0, path: str = "auto") -> None:
+                 gradients: bool, flow: bool = True, h_samples: int = 0, path: str = "auto",
+                 segment_steps: Optional[int] = None, hand_written_reverse: bool = True) -> None:
         self.model = model
         self.infos = list(infos)
-        self.settings = ProbeSettings(thresholds, text_samples, h_samples)
+        self.settings = ProbeSettings(thresholds, text_samples, h_samples, segment_steps, hand_written_reverse)
         self.gradients = gradients
         self.flow = flow
         self.path = path

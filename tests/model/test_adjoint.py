@@ -28,10 +28,10 @@ L = keras.layers
 
 
 @pytest.mark.parametrize("hand_written", [True, False])
-def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_dir, monkeypatch, lstm_flow_by_tape):
+def test_lower_layer_flow_with_padding_matches_a_plain_tape(hand_written, log_dir, probe_settings, lstm_flow_by_tape):
     """Flow of an LSTM below a GRU (its own second adjoint, seeded at each sequence's last valid
     step): ||d<v_b, h_last_b>/dh_t|| by a tape through the cell stepped over the valid steps."""
-    monkeypatch.setattr(adjoint, "ON", hand_written)
+    probe_settings(hand_written_reverse=hand_written)
     keras.utils.set_random_seed(5)
     lengths = np.array([9, 4, 7, 1, 9, 2])
     x, y = padded_tokens(lengths, 9, seed=5)
@@ -80,9 +80,9 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
     served = []
     real_sweep = adjoint.sweep
 
-    def counting(cell, kind, *args, **kwargs):
-        served.append(kind)
-        return real_sweep(cell, kind, *args, **kwargs)
+    def counting(layer, *args, **kwargs):
+        served.append(layer.kind)
+        return real_sweep(layer, *args, **kwargs)
 
     monkeypatch.setattr(adjoint, "sweep", counting)
     chunked = []  # statistics reduced apart from a reverse pass
@@ -90,8 +90,7 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
     monkeypatch.setattr(UnitStats, "run", lambda self: chunked.append(self.kind) or real_run(self))
     results = {}
     for on in (True, False):
-        monkeypatch.setattr(adjoint, "ON", on)
-        probe = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path="loop")
+        probe = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path="loop", hand_written_reverse=on)
         results[on] = probe.run(tf.constant(x), tf.constant(y))
         assert len(chunked) == (0 if on else len(infos)), chunked  # traced once per setting
     assert sorted(served) == ["gru", "gru", "lstm", "lstm", "lstm"]
@@ -112,14 +111,13 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
 
 
 @pytest.mark.parametrize("hand_written", [True, False])
-def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written, monkeypatch):
+def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written):
     """A NaN in the output layer's kernel makes dL/dh NaN at every valid step of every layer
     below it: each pass counts exactly (valid tokens) x units non-finite gradients per layer
     (the count is skipped only when every sum of |dL/dh| is finite)."""
-    monkeypatch.setattr(adjoint, "ON", hand_written)
     model, x, y, valid = nan_below_two_lstms([7, 3, 7, 5], masked=True)
-    out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path="loop").run(
-        tf.constant(x), tf.constant(y))
+    out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path="loop",
+                 hand_written_reverse=hand_written).run(tf.constant(x), tf.constant(y))
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
 

@@ -1,6 +1,6 @@
 """The probe's reverse pass through a stock LSTM or GRU layer, written out by hand.
 
-Why. The probe's generic reverse pass (`rnn_monitor.model.tensorflow.checkpointed`) recomputes each segment of
+Why. The probe's generic reverse pass (`rnn_monitor.model.tensorflow.taped_reverse`) recomputes each segment of
 the layer's loop under a tape and lets TensorFlow differentiate the `tf.while_loop`: every step
 pays for the cell's forward again, for the loop gradient's stacks of intermediates, and for the
 input and weight gradients one step at a time; the temporal flow pays for a second such sweep.
@@ -19,17 +19,22 @@ come from their values for sigmoid and tanh (TensorFlow's SigmoidGrad / TanhGrad
 from TensorFlow's own gradient of the (elementwise) activation function. Masked steps
 follow Keras (`backend.rnn`): the state is carried, the output is the previous one (or zeros with
 ``zero_output_for_mask``). The generic pass stays for every other cell and setting; `eligible`
-says which layers take this one.
+says which layers take this one (`ProbeSettings.hand_written_reverse` switches it off).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import dataclasses
+from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
 
 from rnn_monitor.model.anatomy import activation_name
 from rnn_monitor.model.tensorflow.rows import lstm_gates, lstm_preactivations, times
+from rnn_monitor.model.tensorflow.segments import FlowChains, Incoming, Segments
+from rnn_monitor.model.tensorflow.step_reductions import (
+    StepReductions, StepSums, nonfinite_at, pick_last_valid, step_sums, where_here,
+)
 
 # Activations applied elementwise (their derivative is the gradient of their sum).
 ELEMENTWISE = {
@@ -39,7 +44,6 @@ ELEMENTWISE = {
 }
 STOCK = {"LSTMCell": "lstm", "GRUCell": "gru"}
 SEGMENTS_IN_FLIGHT = 2  # measured: 15% less probe time than 1 (benchmarks/overhead.py --probe-parts)
-ON = True  # switch the hand-written pass off (tests compare it with the generic one)
 
 
 def _underlying(variable: Any) -> Any:
@@ -54,7 +58,7 @@ def eligible(cell: Any, kind: str, variables: list, dtypes: list) -> Optional[di
     tf.keras LSTMCell or GRUCell (not a subclass), float32 throughout, elementwise activations,
     and no variable read besides its own weights."""
     klass = type(cell)
-    if not ON or STOCK.get(klass.__name__) != kind:
+    if STOCK.get(klass.__name__) != kind:
         return None
     if klass.__module__.split(".", 1)[0] not in ("keras", "tf_keras"):
         return None
@@ -245,134 +249,187 @@ def adjoint_for(cell: Any, kind: str) -> Any:
     return LSTMAdjoint(cell) if kind == "lstm" else GRUAdjoint(cell)
 
 
-def sweep(cell: Any, kind: str, xs: Any, valid: Any, masked: bool, stats: Any,
-          seg: Any, n_seg: Any, last: Any, d_seq: Optional[Any], d_last: Any, d_final: list,
-          zero_output: bool, flow: bool, shared: bool) -> dict:
-    """The whole reverse pass of one stock layer's loop, segment by segment from the last.
 
-    `stats` is the layer's `rnn_monitor.model.tensorflow.unit_stats.UnitStats` (it has the h and c the
-    forward kept, and the states each step started from); its per-unit statistics are reduced
-    here too, from the gates each segment rebuilds. `d_seq` / `d_last` / `d_final` are the
-    incoming gradients of the layer's outputs (sequence, last output, final states). Returns the
-    gradients of the loop's inputs (``dx``, ``d_initial``, ``d_weights`` by name), the per-step
-    reductions the probe writes in the generic pass's layout (``loss``; ``flow`` [B, T] when
-    wanted) and ``stats`` (accumulators, samples) as `UnitStats.run` gives them.
-    """
-    adj = adjoint_for(cell, kind)
-    n_steps = tf.shape(xs)[0]
-    batch = tf.shape(xs)[1]
-    units = adj.units
-    zeros_bu = tf.zeros(tf.stack([batch, units]), tf.float32)
+@dataclasses.dataclass(frozen=True, eq=False)
+class StockLayer:
+    """The stock LSTM / GRU layer whose loop `sweep` reverses."""
 
-    def ta(size=n_seg):
-        return tf.TensorArray(tf.float32, size=size, infer_shape=False)
+    cell: Any
+    kind: str  # "lstm" | "gru"
+    xs: Any  # [T, B, D]: the loop's inputs, processing order
+    valid: Any  # [T, B] bool
+    masked: bool
+    zero_output: bool  # zero_output_for_mask: a masked step outputs zeros (else the previous output)
+    stats: Any  # its `UnitStats`: the h and c the forward kept, the states each step started from
+    segments: Segments
+    last: Any  # [B]: each sequence's last valid step
 
-    def seg_back(s, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad, acc, sample_tas):
-        lo = s * seg
-        hi = tf.minimum(n_steps, lo + seg)
+
+class HandWrittenPass(NamedTuple):
+    """What `sweep` gives: the loop's input and weight gradients, what the probe writes (in the
+    generic pass's layout) and the unit statistics (as `UnitStats.run` gives them)."""
+
+    dx: Any  # [T, B, D]
+    d_initial: list  # dL/d(initial states): h (and c)
+    d_weights: dict  # weight name -> gradient
+    loss: StepReductions
+    flow: Optional[Any]  # [B, T] when wanted
+    stats: tuple  # (accumulators, samples)
+
+
+class _Carry(NamedTuple):
+    """What the sweep carries from one segment to the one before it. The adjoints have one row
+    block per chain [R, B, U]: the loss's, and with the flow's own chain d<v, h_last>/d(state)."""
+
+    d_h: Any  # adjoint of h at the segment's end
+    d_states: list  # the same of the cell's other states (an LSTM's c)
+    d_carry: Any  # dL/d(previous output), passed on by masked steps
+    d_w: dict  # weight name -> gradient so far
+    dx: Any  # TensorArray: dL/dx per segment
+    sums: StepSums  # TensorArrays of the per-step sums
+    flow_norms: tuple  # (TensorArray of ||d<v, h_last>/dh_t|| [n, B] per segment,) when wanted
+    v: Any  # [B, U]: dL/dh at each sequence's last valid step, once its segment is past
+    bad: Any  # non-finite dL/dh_t at valid steps so far
+    acc: dict  # the unit statistics' accumulators
+    samples: dict  # their sample TensorArrays
+
+
+class _StepCarry(NamedTuple):
+    """What the step loop of one segment carries from step k to step k - 1."""
+
+    d_h: Any
+    d_states: list
+    d_carry: Any
+    dz: tuple  # TensorArrays: the pre-activations' gradient per step, in the adjoint's parts
+    e: Any  # TensorArray: dL/dh_t [B, U] per step
+    d_out: Any  # TensorArray: dL/d out_t [B, U] per step
+    flow: Any  # TensorArray: ||d<v, h_last>/dh_t|| [B] per step (written with the own chain)
+
+
+def sweep(layer: StockLayer, incoming: Incoming, chains: FlowChains) -> HandWrittenPass:
+    """The whole reverse pass of one stock layer's loop, segment by segment from the last:
+    `incoming` are the gradients of the layer's outputs; the flow is wanted when its recurrence
+    (the loop's only one, index 0) is in `chains`. The unit statistics are reduced here too,
+    from the gates each segment rebuilds."""
+    return _Sweep(layer, incoming, own_flow=0 in chains.own, shared_flow=0 in chains.shared).run()
+
+
+class _Sweep:
+    """`sweep`'s segments (`_segment`) and steps (`_step`)."""
+
+    def __init__(self, layer: StockLayer, incoming: Incoming, own_flow: bool, shared_flow: bool) -> None:
+        self.layer, self.incoming, self.own_flow, self.shared_flow = layer, incoming, own_flow, shared_flow
+        self.adj = adjoint_for(layer.cell, layer.kind)
+        self.names = ["kernel", "recurrent_kernel"] + (["bias"] if layer.cell.use_bias else [])
+
+    def run(self) -> HandWrittenPass:
+        """Two segments in flight: the next segment's rebuild and statistics (which need no
+        adjoint) run beside this one's sequential steps and its input and weight gradients, on
+        the core the step loop leaves idle; at most two segments' intermediates are alive."""
+        layer, count = self.layer, self.layer.segments.count
+        _, carry = tf.while_loop(
+            lambda s, *_: s >= 0, self._segment, (count - 1, self._initial()),
+            maximum_iterations=count, parallel_iterations=SEGMENTS_IN_FLIGHT,
+        )
+        dx = carry.dx.concat()
+        dx.set_shape(layer.xs.shape)
+        return HandWrittenPass(
+            dx=dx, d_initial=[carry.d_h[0]] + [d[0] for d in carry.d_states], d_weights=carry.d_w,
+            loss=StepReductions.of(carry.sums.concat(), carry.bad, carry.v),
+            flow=tf.transpose(carry.flow_norms[0].concat(), [1, 0]) if carry.flow_norms else None,
+            stats=layer.stats.finish(carry.acc, carry.samples),
+        )
+
+    def _initial(self) -> _Carry:
+        layer, final, count = self.layer, self.incoming.final, self.layer.segments.count
+        batch = tf.shape(layer.xs)[1]
+        rows = (lambda d: tf.stack([d] + ([tf.zeros_like(d)] if self.own_flow else [])))  # noqa: E731
+        arrays = lambda: tf.TensorArray(tf.float32, size=count, infer_shape=False)  # noqa: E731
+        return _Carry(
+            d_h=rows(final[0]), d_states=[rows(d) for d in final[1:]], d_carry=self.incoming.last,
+            d_w={name: tf.zeros_like(tf.convert_to_tensor(getattr(layer.cell, name))) for name in self.names},
+            dx=arrays(), sums=StepSums.arrays(count),
+            flow_norms=(arrays(),) if self.own_flow or self.shared_flow else (),
+            v=tf.zeros(tf.stack([batch, self.adj.units]), tf.float32), bad=tf.constant(0.0),
+            acc=layer.stats.init(), samples=layer.stats.sample_arrays(count),
+        )
+
+    def _segment(self, s: Any, carry: _Carry) -> tuple[Any, _Carry]:
+        layer, adj = self.layer, self.adj
+        lo, hi = layer.segments.span(s)
         n = hi - lo
-        x = xs[lo:hi]
-        prev = stats.previous(lo, hi)
+        x = layer.xs[lo:hi]
+        prev = layer.stats.previous(lo, hi)
         pre = adj.prepare(x, prev)
-        part, samples = stats.block(lo, hi, pre["rebuilt"])
-        acc = stats.merge(acc, part)
-        sample_tas = {name: ta.write(s, samples[name]) for name, ta in sample_tas.items()}
+        part, samples = layer.stats.block(lo, hi, pre["rebuilt"])
+        carry = carry._replace(acc=layer.stats.merge(carry.acc, part),
+                               samples={name: a.write(s, samples[name]) for name, a in carry.samples.items()})
+        steps = self._steps(lo, n, pre, carry)
+        stacked = [a.stack() for a in steps.dz]
+        dz = stacked[0] if len(stacked) == 1 else tf.concat(stacked, axis=-1)  # [n, B, 4U or 3U]
+        dx, dw = adj.grads(x, prev, pre, dz)
+        carry = carry._replace(d_h=steps.d_h, d_states=steps.d_states, d_carry=steps.d_carry,
+                               d_w={name: carry.d_w[name] + g for name, g in dw.items()}, dx=carry.dx.write(s, dx))
+        return s - 1, self._reduce(s, lo, hi, steps.e.stack(), steps.d_out.stack(), steps.flow, carry)
 
-        def step(k, d_h, d_states, d_carry, dz_tas, e_ta, o_ta, f_ta):
-            t = lo + k
-            g_out = d_carry if d_seq is None else d_carry + d_seq[t]
-            if masked:
-                m = valid[t][:, None]
-                e = tf.where(m, d_h[0] + g_out, 0.0)
-                d_out = tf.where(m, g_out, 0.0)
-                d_carry = tf.zeros_like(d_carry) if zero_output else tf.where(m, 0.0, g_out)
-                d_in_states = [tf.where(m[None], d, 0.0) for d in d_states]
-            else:
-                e = d_h[0] + g_out
-                d_out = g_out
-                d_carry = tf.zeros_like(d_carry)
-                d_in_states = d_states
-            if flow:
-                seed = tf.cast(tf.equal(last, t), tf.float32)[:, None] * e
-                e_flow = (tf.where(m, d_h[1], 0.0) if masked else d_h[1]) + seed
-                adjs = tf.stack([e, e_flow])
-                f_ta = f_ta.write(k, tf.norm(e_flow, axis=-1))
-            else:
-                adjs = e[None]
-            dz_parts, dh_cell, ds_cell = adj.step(pre, k, adjs, d_in_states)
-            if masked:
-                mm = m[None]
-                d_h = dh_cell + tf.where(mm, 0.0, d_h)
-                d_states = [a + tf.where(mm, 0.0, b) for a, b in zip(ds_cell, d_states)]
-            else:
-                d_h, d_states = dh_cell, ds_cell
-            dz_tas = tuple(ta.write(k, part) for ta, part in zip(dz_tas, dz_parts))
-            return k - 1, d_h, d_states, d_carry, dz_tas, e_ta.write(k, e), o_ta.write(k, d_out), f_ta
+    def _steps(self, lo: Any, n: Any, pre: dict, carry: _Carry) -> _StepCarry:
+        """The segment's steps, from the last: the adjoints at its start, and per step what the
+        reductions and the input and weight gradients read."""
 
-        tas = (tuple(tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None, width]))
-                     for width in adj.widths),
-               tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None, units])),
-               tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None, units])),
-               tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None])))
-        _, d_h, d_states, d_carry, dz_tas, e_ta, o_ta, f_ta = tf.while_loop(
-            lambda k, *_: k >= 0, step, (n - 1, d_h, d_states, d_carry) + tas,
+        def arrays(width):
+            return tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None] if width is None else [None, width]))
+
+        units = self.adj.units
+        start = _StepCarry(carry.d_h, carry.d_states, carry.d_carry, tuple(arrays(w) for w in self.adj.widths),
+                           arrays(units), arrays(units), arrays(None))
+        _, steps = tf.while_loop(
+            lambda k, *_: k >= 0, lambda k, c: self._step(lo, pre, k, c), (n - 1, start),
             maximum_iterations=n, parallel_iterations=1,
         )
-        stacked = [ta.stack() for ta in dz_tas]
-        dz = stacked[0] if len(stacked) == 1 else tf.concat(stacked, axis=-1)  # [n, B, 4U or 3U]
-        e, d_out = e_ta.stack(), o_ta.stack()  # [n, B, U]
-        dx, dw = adj.grads(x, prev, pre, dz)
-        d_w = {name: d_w[name] + g for name, g in dw.items()}
-        dx_ta = dx_ta.write(s, dx)
-        valid_seg = valid[lo:hi]
-        parts = {
-            "grad_abs_sum": tf.reduce_sum(tf.abs(e), axis=1),  # [n, U]
-            "out_abs_sum": tf.reduce_sum(tf.abs(d_out), axis=1),
-            "grad_norm_sum": tf.reduce_sum(tf.norm(e, axis=-1), axis=1),  # [n]
-        }
-        if flow:
-            parts["flow"] = f_ta.stack()  # [n, B]
-        elif shared:
-            parts["flow"] = tf.norm(e, axis=-1)
-        red_tas = {name: red_tas[name].write(s, value) for name, value in parts.items()}
+        return steps
 
-        def count_nonfinite():
-            flags = tf.logical_and(valid_seg[:, :, None], tf.logical_not(tf.math.is_finite(e)))
-            return tf.reduce_sum(tf.cast(flags, tf.float32))
+    def _step(self, lo: Any, pre: dict, k: Any, c: _StepCarry) -> tuple[Any, _StepCarry]:
+        """Step t = lo + k: the adjoints entering it (masked steps pass them on), the cell's adjoint."""
+        layer, t = self.layer, lo + k
+        g_out = c.d_carry if self.incoming.sequence is None else c.d_carry + self.incoming.sequence[t]
+        if layer.masked:
+            m = layer.valid[t][:, None]
+            e = tf.where(m, c.d_h[0] + g_out, 0.0)
+            d_out = tf.where(m, g_out, 0.0)
+            d_carry = tf.zeros_like(c.d_carry) if layer.zero_output else tf.where(m, 0.0, g_out)
+            d_in_states = [tf.where(m[None], d, 0.0) for d in c.d_states]
+        else:
+            e, d_out, d_carry, d_in_states = c.d_h[0] + g_out, g_out, tf.zeros_like(c.d_carry), c.d_states
+        flow = c.flow
+        if self.own_flow:
+            seed = tf.cast(tf.equal(layer.last, t), tf.float32)[:, None] * e
+            e_flow = (tf.where(m, c.d_h[1], 0.0) if layer.masked else c.d_h[1]) + seed
+            adjs = tf.stack([e, e_flow])
+            flow = flow.write(k, tf.norm(e_flow, axis=-1))
+        else:
+            adjs = e[None]
+        dz_parts, dh_cell, ds_cell = self.adj.step(pre, k, adjs, d_in_states)
+        if layer.masked:
+            mm = m[None]
+            d_h = dh_cell + tf.where(mm, 0.0, c.d_h)
+            d_states = [a + tf.where(mm, 0.0, b) for a, b in zip(ds_cell, c.d_states)]
+        else:
+            d_h, d_states = dh_cell, ds_cell
+        dz = tuple(a.write(k, part) for a, part in zip(c.dz, dz_parts))
+        return k - 1, _StepCarry(d_h, d_states, d_carry, dz, c.e.write(k, e), c.d_out.write(k, d_out), flow)
 
+    def _reduce(self, s: Any, lo: Any, hi: Any, e: Any, d_out: Any, flow: Any, carry: _Carry) -> _Carry:
+        """Segment s's per-step reductions of e = dL/dh_t and d_out = dL/d out_t [n, B, U]."""
+        sums = step_sums(e, d_out)
+        flow_norms = carry.flow_norms
+        if self.own_flow:
+            flow_norms = (flow_norms[0].write(s, flow.stack()),)  # [n, B]
+        elif self.shared_flow:
+            flow_norms = (flow_norms[0].write(s, tf.norm(e, axis=-1)),)
+        valid_seg = self.layer.valid[lo:hi]
         # Every e is finite when its sums of |e| are (NaN and Inf propagate): count only then.
-        bad = bad + tf.cond(tf.reduce_all(tf.math.is_finite(parts["grad_abs_sum"])),
-                            lambda: tf.constant(0.0), count_nonfinite)
-        at_seg = last - lo
-        here = tf.logical_and(at_seg >= 0, at_seg < n)
-        picked = tf.gather_nd(e, tf.stack([tf.clip_by_value(at_seg, 0, n - 1), tf.range(batch)], axis=1))
-        v = tf.where(here[:, None], picked, v)
-        return s - 1, d_h, d_states, d_carry, d_w, dx_ta, red_tas, v, bad, acc, sample_tas
-
-    d_h = tf.stack([d_final[0]] + ([tf.zeros_like(d_final[0])] if flow else []))
-    d_states = [tf.stack([d] + ([tf.zeros_like(d)] if flow else [])) for d in d_final[1:]]
-    names = ["kernel", "recurrent_kernel"] + (["bias"] if cell.use_bias else [])
-    d_w0 = {name: tf.zeros_like(tf.convert_to_tensor(getattr(cell, name))) for name in names}
-    red_names = ["grad_abs_sum", "out_abs_sum", "grad_norm_sum"] + (["flow"] if flow or shared else [])
-    # Two segments in flight: the next segment's rebuild and statistics (which need no adjoint)
-    # run beside this one's sequential steps and its input and weight gradients, on the core
-    # the step loop leaves idle; at most two segments' intermediates are alive.
-    _, d_h, d_states, _, d_w, dx_ta, red_tas, v, bad, acc, sample_tas = tf.while_loop(
-        lambda s, *_: s >= 0,
-        seg_back,
-        (n_seg - 1, d_h, d_states, d_last, d_w0, ta(), {name: ta() for name in red_names}, zeros_bu,
-         tf.constant(0.0), stats.init(), stats.sample_arrays(n_seg)),
-        maximum_iterations=n_seg, parallel_iterations=SEGMENTS_IN_FLIGHT,
-    )
-    dx = dx_ta.concat()
-    dx.set_shape(xs.shape)
-    loss = {name: red_tas[name].concat() for name in ("grad_abs_sum", "out_abs_sum", "grad_norm_sum")}
-    loss.update(grad_nonfinite=bad, v=v)
-    return {
-        "dx": dx,
-        "d_initial": [d_h[0]] + [d[0] for d in d_states],
-        "d_weights": d_w,
-        "loss": loss,
-        "flow": tf.transpose(red_tas["flow"].concat(), [1, 0]) if "flow" in red_tas else None,
-        "stats": stats.finish(acc, sample_tas),
-    }
+        bad = carry.bad + tf.cond(tf.reduce_all(tf.math.is_finite(sums.grad_abs_sum)),
+                                  lambda: tf.constant(0.0), lambda: nonfinite_at(e, valid_seg))
+        picked, here = pick_last_valid(e, self.layer.last, lo, hi - lo)
+        return carry._replace(sums=carry.sums.write(s, sums), flow_norms=flow_norms, bad=bad,
+                              v=where_here(here, picked, carry.v))

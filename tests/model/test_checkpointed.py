@@ -1,7 +1,8 @@
 """TensorFlow's checkpointed backprop through time (rnn_monitor.model.tensorflow.checkpointed): states kept at
 segment boundaries, one segment recomputed at a time in the backward pass, each step reduced to
-what is written. Forced short segments must change nothing: dL/dh_t equals the step-by-step
-tape of Keras's own unrolled loop, and every logged number equals the single-segment probe's."""
+what is written. Forced short segments (`ProbeSettings.segment_steps`) must change nothing:
+dL/dh_t equals the step-by-step tape of Keras's own unrolled loop, and every logged number
+equals the single-segment probe's."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import os
 
 import keras
 import numpy as np
-import pytest
 from keras import layers as L
 
-import rnn_monitor.model.tensorflow.checkpointed as unroll
 from rnn_monitor import load_run
 from test_keras_configs import _fit, _head, check_against_reference
 
@@ -42,16 +41,16 @@ def _data():
     return x, y, np.any(x != 0, axis=-1)
 
 
-def _probe(log_dir, segment_steps, monkeypatch):
-    monkeypatch.setattr(unroll, "SEGMENT_STEPS", segment_steps)
+def _probe(log_dir, segment_steps, probe_settings):
+    probe_settings(segment_steps=segment_steps)
     model, layers = _model()
     x, y, valid = _data()
     monitor = _fit(log_dir, model, x, y)
     return monitor, model, layers, x, y, valid
 
 
-def test_short_segments_match_the_step_by_step_tape(log_dir, monkeypatch, grad):
-    monitor, model, layers, x, y, valid = _probe(log_dir, 3, monkeypatch)
+def test_short_segments_match_the_step_by_step_tape(log_dir, probe_settings, grad):
+    monitor, model, layers, x, y, valid = _probe(log_dir, 3, probe_settings)
     segments = monitor._parts["probe"]._prober.segments
     # 10 steps in segments of 3: four segments, the last one step long, in every loop
     assert segments and set(segments.values()) == {(3, 4)}, segments
@@ -59,12 +58,12 @@ def test_short_segments_match_the_step_by_step_tape(log_dir, monkeypatch, grad):
     check_against_reference(log_dir, model, x, y, layers, grad, valid=valid)
 
 
-def test_segment_length_changes_no_logged_number(tmp_path, monkeypatch):
+def test_segment_length_changes_no_logged_number(tmp_path, probe_settings):
     runs = {}
     for steps in (None, 3, 1000):  # ceil(sqrt(10)) = 4; 3; one segment
         log_dir = os.path.join(str(tmp_path), f"seg{steps}")
         os.makedirs(log_dir)
-        monitor, *_ = _probe(log_dir, steps, monkeypatch)
+        monitor, *_ = _probe(log_dir, steps, probe_settings)
         runs[steps] = (load_run(log_dir), monitor._parts["probe"]._prober.segments)
     assert set(runs[None][1].values()) == {(4, 3)}
     assert set(runs[1000][1].values()) == {(10, 1)}
@@ -81,15 +80,3 @@ def test_segment_length_changes_no_logged_number(tmp_path, monkeypatch):
                     run.scalar(layer, name)[1], one.scalar(layer, name)[1], rtol=1e-4, atol=1e-6,
                     err_msg=f"{layer} {name} at {steps}",
                 )
-
-
-@pytest.mark.parametrize("steps", [0, -3])
-def test_segment_steps_are_at_least_one(steps):
-    import tensorflow as tf
-
-    unroll_steps = unroll.SEGMENT_STEPS
-    try:
-        unroll.SEGMENT_STEPS = steps
-        assert int(unroll._segment_steps(tf.constant(10))) == 1
-    finally:
-        unroll.SEGMENT_STEPS = unroll_steps
