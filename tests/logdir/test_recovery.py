@@ -11,12 +11,10 @@ import os
 import shutil
 
 import numpy as np
-import pytest
 
 from rnn_monitor import load_run
 from rnn_monitor.logdir import event_file, metadata
 from rnn_monitor.logdir.events import event_files
-from rnn_monitor.logdir.faults import LogUnwritable, machine_cause, machine_faults
 from rnn_monitor.logdir.writer import SummaryWriter
 
 
@@ -123,29 +121,3 @@ def test_a_removed_log_dir_is_said_with_the_epochs_it_held_and_a_new_log_starts(
                               "epochs 0-1 written there are lost; a new log is started there"]
     run = load_run(log_dir)
     assert run.epochs == [2, 3, 4] and run.layers == ["lstm"]
-
-
-def test_machine_causes_in_words_and_other_errors_left_alone(tmp_path):
-    assert machine_cause(OSError(errno.ENOSPC, "No space left on device")) == "no space left on device"
-    assert machine_cause(PermissionError(errno.EACCES, "Permission denied")) == "permission denied"
-    assert machine_cause(OSError(errno.EROFS, "Read-only file system")) == "read-only file system"
-    assert machine_cause(ValueError("a bug")) is None
-    assert machine_cause(KeyError("x")) is None
-    with pytest.raises(ValueError):
-        with machine_faults("somewhere"):
-            raise ValueError("a fault of the monitor stays what it is")
-    with pytest.raises(LogUnwritable, match="somewhere: the directory or file is gone"):
-        with machine_faults("somewhere"):
-            open(tmp_path / "missing" / "file")
-
-
-def test_tensorflows_file_errors_are_machine_causes(tmp_path):
-    """tf.io.gfile reports a full disk as ResourceExhaustedError('<path>; No space left on
-    device'), a missing directory as NotFoundError."""
-    errors = pytest.importorskip("tensorflow").errors
-    full = errors.ResourceExhaustedError(None, None, f"{tmp_path}/f; No space left on device")
-    assert machine_cause(full) == "no space left on device"
-    gone = errors.NotFoundError(None, None, f"{tmp_path}/d; No such file or directory")
-    assert machine_cause(gone) == "the directory or file is gone"
-    slow = errors.DeadlineExceededError(None, None, "gs://bucket/run; deadline")
-    assert machine_cause(slow) == "the file system timed out"
