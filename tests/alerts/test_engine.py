@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from rnn_monitor.alerts import KINDS, RUN, AlertEngine, check_stop_on, format_markdown
+from rnn_monitor.alerts import KINDS, RUN, AlertEngine, check_stop_on
 from rnn_monitor.config import Thresholds
 from rnn_monitor.logdir import metadata
 from rnn_monitor.record import EpochRecord, NonFinite
@@ -137,12 +137,6 @@ def test_engine_accepts_threshold_mapping_and_none():
     assert AlertEngine().thresholds == Thresholds()
     with pytest.raises(ValueError, match="known thresholds"):
         AlertEngine(thresholds={"horizon_fractoin": 0.5})
-
-
-def test_markdown_escapes_pipes_and_lists_findings():
-    md = format_markdown(4, [{"layer": "a", "kind": "dead", "message": "x | y", "since": 2}], [],
-                         [{"layer": "b", "kind": "saturation", "message": "m", "since": 3}])
-    assert "x \\| y" in md and "| a | dead | 2 |" in md and "| b | saturation | 3 | m |" in md
 
 
 def test_alerts_findings_and_run_scalars_survive_the_real_writer_and_reader(tmp_path):
