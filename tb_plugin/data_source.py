@@ -132,15 +132,21 @@ class Source:
         except (ValueError, TypeError):
             return 1
 
-    def manifest(self, run: RunIndex) -> Optional[dict]:
-        tag = run.run_kinds.get(metadata.MANIFEST)
+    def latest(self, run: RunIndex, kind: str) -> Optional[Any]:
+        """The last logged value of a run-wide series of `kind` (the manifest, the probe text's
+        tokens); None when the run has none."""
+        tag = run.run_kinds.get(kind)
         if tag is None:
             return None
         series = self.series(run, tag)
-        if not series:
+        return series[-1][1] if series else None
+
+    def manifest(self, run: RunIndex) -> Optional[dict]:
+        value = self.latest(run, metadata.MANIFEST)
+        if value is None:
             return None
         try:
-            parsed = json.loads(metadata.decode_text(series[-1][1]))
+            parsed = json.loads(metadata.decode_text(value))
         except (ValueError, TypeError):
             return None
         return parsed if isinstance(parsed, dict) else None

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import threading
 from typing import Any, Callable, Optional
 
 from tensorboard.backend import http_util
@@ -38,7 +37,9 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from rnn_monitor.logdir import metadata
-from tb_plugin import cache, data_source, params, responses
+from tb_plugin import cache, data_source, params
+from tb_plugin.prefetch import ReadAhead
+from tb_plugin.responses import alerts, gradients, health, runs, text, units
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,55 @@ def _clean(value: Any) -> Any:
 
 def _json_response(request: Any, payload: Any, code: int = 200) -> Any:
     try:
-        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        body = json.dumps(payload, allow_nan=False, separators=(",", ":"))
     except (ValueError, TypeError):
-        text = json.dumps(_clean(payload), allow_nan=False, separators=(",", ":"), default=str)
-    return http_util.Respond(request, text, "application/json", code=code)
+        body = json.dumps(_clean(payload), allow_nan=False, separators=(",", ":"), default=str)
+    return http_util.Respond(request, body, "application/json", code=code)
+
+
+# Route handlers: parse the request's parameters (params.py), call the route's *_impl.
+def _run_and_layer(args: Any) -> tuple[Optional[str], Optional[str]]:
+    return params.text_param(args, "run"), params.text_param(args, "layer")
+
+
+def _gradient_units(src: data_source.Source, args: Any) -> dict:
+    run, layer = _run_and_layer(args)
+    return gradients.gradient_units_impl(src, run, layer, params.int_param(args, "epoch", required=False),
+                                         params.text_param(args, "kind", required=False))
+
+
+def _flow(src: data_source.Source, args: Any) -> dict:
+    return gradients.flow_impl(src, *_run_and_layer(args))
+
+
+def _activations(src: data_source.Source, args: Any) -> dict:
+    run, layer = _run_and_layer(args)
+    state = params.text_param(args, "state", required=False)
+    epoch = params.int_param(args, "epoch", required=False)
+    source = params.text_param(args, "source", required=False) or "probe"
+    if source == "probe":
+        return text.activations_impl(src, run, layer, state, epoch, params.int_param(args, "unit", required=False))
+    return text.text_source_impl(src, run, layer, source, state, epoch)
+
+
+def _units(src: data_source.Source, args: Any) -> dict:
+    run, layer = _run_and_layer(args)
+    return units.units_impl(src, run, layer, params.int_param(args, "epoch", required=False))
+
+
+def _unit(src: data_source.Source, args: Any) -> dict:
+    run, layer = _run_and_layer(args)
+    return units.unit_impl(src, run, layer, params.int_param(args, "unit"),
+                           params.int_param(args, "epoch", required=False),
+                           params.text_param(args, "regex", required=False))
+
+
+def _health(src: data_source.Source, args: Any) -> dict:
+    return health.health_impl(src, *_run_and_layer(args))
+
+
+def _alerts(src: data_source.Source, args: Any) -> dict:
+    return alerts.alerts_impl(src, params.text_param(args, "run"))
 
 
 class RNNMonitorPlugin(base_plugin.TBPlugin):
@@ -90,9 +136,7 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
         hints = getattr(context, "sampling_hints", None) or {}
         self._sampling_hint = hints.get(self.plugin_name)
         self._cache = cache.SeriesCache()
-        self._prefetch_lock = threading.Lock()
-        self._prefetching: Optional[threading.Thread] = None
-        self._prefetch_next: Optional[tuple] = None
+        self._read_ahead = ReadAhead()
 
     # ------------------------------------------------------------------ TensorBoard hooks
     def is_active(self) -> bool:
@@ -109,100 +153,27 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
         apps.update({
             "/runs": self._route(self._runs),
             "/gradients": self._route(self._gradients),
-            "/gradient_units": self._route(
-                lambda src, a: responses.gradient_units_response(
-                    src,
-                    params.text_param(a, "run"),
-                    params.text_param(a, "layer"),
-                    params.int_param(a, "epoch", required=False),
-                    params.text_param(a, "kind", required=False),
-                )
-            ),
-            "/flow": self._route(
-                lambda src, a: responses.flow_response(
-                    src, params.text_param(a, "run"), params.text_param(a, "layer")
-                )
-            ),
-            "/activations": self._route(self._activations),
-            "/units": self._route(
-                lambda src, a: responses.units_response(
-                    src,
-                    params.text_param(a, "run"),
-                    params.text_param(a, "layer"),
-                    params.int_param(a, "epoch", required=False),
-                )
-            ),
-            "/unit": self._route(
-                lambda src, a: responses.unit_response(
-                    src,
-                    params.text_param(a, "run"),
-                    params.text_param(a, "layer"),
-                    params.int_param(a, "unit"),
-                    params.int_param(a, "epoch", required=False),
-                    params.text_param(a, "regex", required=False),
-                )
-            ),
-            "/health": self._route(
-                lambda src, a: responses.health_response(
-                    src, params.text_param(a, "run"), params.text_param(a, "layer")
-                )
-            ),
-            "/alerts": self._route(
-                lambda src, a: responses.alerts_response(src, params.text_param(a, "run"))
-            ),
+            "/gradient_units": self._route(_gradient_units),
+            "/flow": self._route(_flow),
+            "/activations": self._route(_activations),
+            "/units": self._route(_units),
+            "/unit": self._route(_unit),
+            "/health": self._route(_health),
+            "/alerts": self._route(_alerts),
         })
         return apps
 
+    # ------------------------------------------------------------------ routes that read ahead
     def _runs(self, src: data_source.Source, args: Any) -> dict:
-        body = responses.runs_response(src)
-        self._prefetch(src)
+        body = runs.runs_impl(src)
+        self._read_ahead.request(src)  # each run's first layer comes next
         return body
-
-    def _activations(self, src: data_source.Source, args: Any) -> dict:
-        run, layer = params.text_param(args, "run"), params.text_param(args, "layer")
-        state = params.text_param(args, "state", required=False)
-        epoch = params.int_param(args, "epoch", required=False)
-        source = params.text_param(args, "source", required=False) or "probe"
-        if source == "probe":
-            return responses.activations_response(src, run, layer, state, epoch, params.int_param(args, "unit", required=False))
-        return responses.text_source_response(src, run, layer, source, state, epoch)
 
     def _gradients(self, src: data_source.Source, args: Any) -> dict:
-        run, layer = params.text_param(args, "run"), params.text_param(args, "layer")
-        body = responses.gradients_response(src, run, layer)
-        self._prefetch(src, run, layer)  # this layer's G and activations come next
+        run, layer = _run_and_layer(args)
+        body = gradients.gradients_impl(src, run, layer)
+        self._read_ahead.request(src, run, layer)  # this layer's G and activations come next
         return body
-
-    def _prefetch(self, src: data_source.Source, run: Optional[str] = None, layer: Optional[str] = None) -> None:
-        """Read ahead, in one background thread, what the page will ask for next.
-
-        Decoding a long float16 series costs the data provider up to a second or so; reading
-        it while the user looks at the first heatmap hides that. A request for a series being
-        read waits for that read instead of starting another (`SeriesCache.loading`).
-        """
-        with self._prefetch_lock:
-            if self._prefetching is not None and self._prefetching.is_alive():
-                if layer is None:
-                    return
-                self._prefetch_next = (src, run, layer)  # run after the current one
-                return
-
-            def work(src=src, run=run, layer=layer) -> None:
-                while True:
-                    try:
-                        for run_index, tag in responses.prefetch_targets(src, run, layer):
-                            src.series(run_index, tag)
-                    except Exception:  # a prefetch failure only costs speed
-                        logger.debug("rnn_monitor plugin: prefetch failed", exc_info=True)
-                    with self._prefetch_lock:
-                        if self._prefetch_next is None:
-                            self._prefetching = None
-                            return
-                        src, run, layer = self._prefetch_next
-                        self._prefetch_next = None
-
-            self._prefetching = threading.Thread(target=work, name="rnn_monitor-prefetch", daemon=True)
-            self._prefetching.start()
 
     # ------------------------------------------------------------------ plumbing
     def _source(self, request: Any) -> data_source.Source:

@@ -26,7 +26,7 @@ from werkzeug import test as wtest
 
 from rnn_monitor.logdir import metadata
 from tb_plugin import cache as plugin_cache
-from tb_plugin import responses
+from tb_plugin.responses import gradients
 from tb_plugin.plugin import RNNMonitorPlugin
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -359,10 +359,10 @@ def test_flow_and_horizon(client):
 
 
 def test_horizon_definition():
-    assert responses.horizon(np.array([1.0, 0.1, 1e-4, 1.0]), 1e-3) == 1
-    assert responses.horizon(np.array([1e-5, 1.0]), 1e-3) is None
-    assert responses.horizon(np.array([1.0, np.nan]), 1e-3) == 0
-    assert responses.horizon(np.array([1.0, 1.0]), 1e-3) == 1
+    assert gradients.horizon(np.array([1.0, 0.1, 1e-4, 1.0]), 1e-3) == 1
+    assert gradients.horizon(np.array([1e-5, 1.0]), 1e-3) is None
+    assert gradients.horizon(np.array([1.0, np.nan]), 1e-3) == 0
+    assert gradients.horizon(np.array([1.0, 1.0]), 1e-3) == 1
 
 
 # --------------------------------------------------------------------------- activations
@@ -580,7 +580,8 @@ def test_post_is_refused(client):
 
 def test_plugin_metadata_and_no_tensorflow_import():
     code = (
-        "import sys; from tb_plugin import cache, data_source, params, plugin, responses; "
+        "import sys; from tb_plugin import cache, data_source, encoding, lookup, params, plugin, prefetch; "
+        "from tb_plugin.responses import alerts, gradients, health, runs, text, units; "
         "md = plugin.RNNMonitorPlugin.frontend_metadata(None); "
         "assert md.es_module_path == '/static/app.js' and md.tab_name == 'RNN Monitor'; "
         "assert 'tensorflow' not in sys.modules, 'plugin imported TensorFlow'"
@@ -609,7 +610,7 @@ def test_read_ahead_after_gradients_fills_the_cache(synth_dir):
     if plugin is None:
         pytest.skip("cannot reach the plugin instance through this TensorBoard version")
     deadline = _time.time() + 20
-    while plugin._prefetching is not None and _time.time() < deadline:
+    while plugin._read_ahead.busy and _time.time() < deadline:
         _time.sleep(0.05)
     keys = {k[2] for k in plugin._cache._items}
     assert "bi_gru/backward/_rnn_monitor/timestep_gradients" in keys
