@@ -1,4 +1,4 @@
-"""occlusion and prediction_as_read against plain model.predict on copies made by hand.
+"""occlusion against plain model.predict on copies made by hand.
 
 `q_detector` (conftest) fires on token 3.
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 
-from rnn_monitor.interpret import occlusion, prediction_as_read
+from rnn_monitor.interpret import occlusion
 
 pytestmark = pytest.mark.backends
 
@@ -44,36 +44,6 @@ def test_window_and_multiclass_target():
             copy[0, t : t + 2] = 0.0
             expected = full[b, target[b]] - model.predict(copy, verbose=0)[0, target[b]]
             assert got[b, t] == pytest.approx(expected, abs=1e-5)
-
-
-def test_prediction_as_read_equals_the_true_prefixes(q_detector):
-    x = np.array([[1, 3, 2, 4, 1, 2], [2, 4, 1, 1, 3, 0]], "int32")
-    got = prediction_as_read(q_detector, x)
-    # The same weights in a model that takes any length: the true prefix, no padding at all.
-    free = keras.Sequential([keras.Input((None,), dtype="int32")] + [
-        type(layer).from_config(layer.get_config()) for layer in q_detector.layers
-    ])
-    free.set_weights(q_detector.get_weights())
-    for t in range(6):
-        np.testing.assert_allclose(got[:, t], free.predict(x[:, : t + 1], verbose=0)[:, 0], atol=1e-6)
-    assert got[0, 0] < 0.5 < got[0, 1]  # the score jumps when the planted token is read
-
-
-def test_prediction_as_read_grid_for_two_inputs():
-    keras.utils.set_random_seed(1)
-    a = keras.Input((None,), dtype="int32")
-    b = keras.Input((None,), dtype="int32")
-    ha = keras.layers.GRU(2)(keras.layers.Embedding(5, 2)(a))
-    hb = keras.layers.GRU(2)(keras.layers.Embedding(5, 2)(b))
-    model = keras.Model([a, b], keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()([ha, hb])))
-    x1 = np.array([[1, 2, 3]], "int32")
-    x2 = np.array([[4, 1, 2, 2]], "int32")
-    grid = prediction_as_read(model, [x1, x2])
-    assert grid.shape == (1, 3, 4)
-    for i in range(3):
-        for j in range(4):
-            expected = model.predict([x1[:, : i + 1], x2[:, : j + 1]], verbose=0)[0, 0]
-            assert grid[0, i, j] == pytest.approx(expected, abs=1e-6)
 
 
 def test_per_timestep_output_is_a_clear_error():
