@@ -107,17 +107,30 @@ class UnitStats:
     def block(self, lo: Any, hi: Any, rebuilt: Optional[dict] = None) -> tuple[dict, dict]:
         """Partial accumulators and sample slices of steps [lo, hi); `rebuilt` as `rebuild`
         returns it (the gates of those steps), else rebuilt here."""
-        kind, settings, masked, units = self.kind, self.settings, self.masked, self.units
+        kind = self.kind
         acc: dict = {}
         vm = self.valid_rows[lo:hi][:, :, None]  # [t, N, 1]
         h_rows = self.rows(self.kept["h"][lo:hi])
         obs = {"h": tf.cast(h_rows, tf.float32)}
-        tanh_c = None
-        r = self.check_rows
         if kind in ("lstm", "gru") and rebuilt is None:
             rebuilt = self.rebuild(lo, hi)
+        acc["recon"] = self._check_rebuilt(lo, hi, rebuilt, h_rows, vm, obs)
+        for name in STATE_NAMES[kind]:
+            if kind == "lstm" and name in ("i", "f", "o"):
+                continue
+            _add(acc, f"{name}_nonfinite", _nonfinite_counts(obs[name], vm))
         if kind == "lstm":
-            gates, fused, c_rec, tanh_c = rebuilt["gates"], rebuilt["sig"], rebuilt["c_rec"], rebuilt["tanh_c"]
+            self._count_lstm_gates(acc, rebuilt["sig"], vm)
+        self._count_states(acc, obs, vm, rebuilt)
+        samples = {name: self.sample(obs[name], n_rows) for name, n_rows in self.sample_rows.items()}
+        return acc, samples
+
+    def _check_rebuilt(self, lo: Any, hi: Any, rebuilt: Optional[dict], h_rows: Any, vm: Any, obs: dict) -> Any:
+        """The rebuilt gates' largest relative error against the cell's own h (and c) on the
+        checked rows (0 for other cells); the gates (and c) join `obs`."""
+        r = self.check_rows
+        if self.kind == "lstm":
+            gates, c_rec, tanh_c = rebuilt["gates"], rebuilt["c_rec"], rebuilt["tanh_c"]
             c_raw = self.rows(self.kept["c"][lo:hi])
             h_rec = gates["o"][:, :r] * tanh_c[:, :r]  # only the checked rows
             obs["c"] = tf.cast(c_raw, tf.float32)
@@ -126,25 +139,28 @@ class UnitStats:
                 _masked_rel_diff(c_rec[:, :r], c_raw[:, :r], vm[:, :r]),
             )
             obs.update(gates)
-        elif kind == "gru":
-            recon = _masked_rel_diff(rebuilt["h_rec"][:, :r], h_rows[:, :r], vm[:, :r])
+            return recon
+        if self.kind == "gru":
             obs.update(rebuilt["gates"])
-        else:
-            recon = tf.constant(0.0, tf.float32)
-        acc["recon"] = recon
-        for name in STATE_NAMES[kind]:
-            if kind == "lstm" and name in ("i", "f", "o"):
-                continue
-            _add(acc, f"{name}_nonfinite", _nonfinite_counts(obs[name], vm))
-        if kind == "lstm":
-            counts = {
-                "nonfinite": _nonfinite_counts(fused, vm),
-                "low": _count(fused < settings.low, vm, masked),
-                "high": _count(fused > settings.high, vm, masked),
-            }
-            for j, gate in ((0, "i"), (1, "f"), (3, "o")):
-                for what, value in counts.items():
-                    _add(acc, f"{gate}_{what}", value[j * units : (j + 1) * units])
+            return _masked_rel_diff(rebuilt["h_rec"][:, :r], h_rows[:, :r], vm[:, :r])
+        return tf.constant(0.0, tf.float32)
+
+    def _count_lstm_gates(self, acc: dict, fused: Any, vm: Any) -> None:
+        """An LSTM's i, f, o counts, from its recurrent activation over all four blocks."""
+        settings, masked, units = self.settings, self.masked, self.units
+        counts = {
+            "nonfinite": _nonfinite_counts(fused, vm),
+            "low": _count(fused < settings.low, vm, masked),
+            "high": _count(fused > settings.high, vm, masked),
+        }
+        for j, gate in ((0, "i"), (1, "f"), (3, "o")):
+            for what, value in counts.items():
+                _add(acc, f"{gate}_{what}", value[j * units : (j + 1) * units])
+
+    def _count_states(self, acc: dict, obs: dict, vm: Any, rebuilt: Optional[dict]) -> None:
+        """Sums and largest |value| of h (and c), tanh saturation, and the sigmoid gates' counts
+        (a GRU's)."""
+        kind, settings, masked = self.kind, self.settings, self.masked
         h = tf.where(vm, obs["h"], tf.zeros_like(obs["h"])) if masked else obs["h"]
         h64 = tf.cast(h, tf.float64)
         _add(acc, "h_sum", tf.reduce_sum(h64, axis=[0, 1]))
@@ -153,19 +169,17 @@ class UnitStats:
         if kind == "lstm":
             c = tf.where(vm, obs["c"], tf.zeros_like(obs["c"])) if masked else obs["c"]
             _max(acc, "c_max_abs", tf.reduce_max(tf.abs(c), axis=[0, 1]))
-            tanh_out = tf.abs(tanh_c) if self.trace.tanh_output else None
+            tanh_out = tf.abs(rebuilt["tanh_c"]) if self.trace.tanh_output else None
         else:
             tanh_out = tf.abs(h) if self.trace.tanh_output else None
         if tanh_out is not None:
             _add(acc, "h_sat", _count(tanh_out > settings.sat_tanh, vm, masked))
         else:
-            _add(acc, "h_sat", tf.zeros([units], tf.float32))
+            _add(acc, "h_sat", tf.zeros([self.units], tf.float32))
         for gate in SIGMOID_GATES.get(kind, ()) if kind != "lstm" else ():
             g = obs[gate]
             _add(acc, f"{gate}_low", _count(g < settings.low, vm, masked))
             _add(acc, f"{gate}_high", _count(g > settings.high, vm, masked))
-        samples = {name: self.sample(obs[name], n_rows) for name, n_rows in self.sample_rows.items()}
-        return acc, samples
 
     def init(self) -> dict:
         """Initial accumulators (see `rnn_monitor.stats.unit_health`)."""
