@@ -5,7 +5,7 @@
 dL/dh_t on every path is checked against independent tapes in `test_keras_configs.py`. Here: the
 temporal flow of a lower layer against a plain tape (with padding on the loop path, without on
 the kernel path, which takes no mask), every number of the probe equal on both paths, non-finite
-gradients counted at every valid step, and which layers the kernel path serves.
+gradients counted at every valid step (which layers the kernel path serves: test_fused_kernel.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import pytest
 
 from rnn_monitor import RNNMonitor, load_run
 from rnn_monitor.config import Thresholds
-from rnn_monitor.model import fused_kernel
 from rnn_monitor.model.anatomy import find_rnn_layers
-from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe.graph import Prober
 from rnn_monitor.stats.gradients import temporal_flow
 from probe_inputs import nan_below_two_lstms, padded_tokens
@@ -120,33 +118,3 @@ def test_nonfinite_gradients_are_counted_at_every_valid_step(path, lengths):
     out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path=path).run(x, y)
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
-
-
-class _OwnLSTM(L.LSTM):
-    """A subclass of the layer: still Keras's cell and kernel."""
-
-
-@pytest.mark.parametrize(
-    "make, expected",
-    [
-        (lambda: L.LSTM(3), True),
-        (lambda: L.GRU(3), True),
-        (lambda: L.LSTM(3, go_backwards=True, return_state=True), True),
-        (lambda: _OwnLSTM(3), True),
-        (lambda: L.GRU(3, reset_after=False), False),  # cuDNN runs reset_after GRUs only
-        (lambda: L.LSTM(3, recurrent_dropout=0.2), False),  # Keras does not fuse it either
-        (lambda: L.LSTM(3, unroll=True), False),
-        (lambda: L.LSTM(3, use_cudnn=False), False),
-        (lambda: L.SimpleRNN(3), False),
-        (lambda: L.RNN(L.LSTMCell(3)), False),
-        (lambda: L.RNN([L.LSTMCell(3), L.LSTMCell(3)]), False),
-    ],
-)
-def test_which_layers_the_kernel_path_serves(make, expected):
-    layer = make()
-    model = keras.Sequential([keras.Input((5, 2)), layer])
-    traced = [TracedRecurrence(info) for info in find_rnn_layers(model)]
-    assert fused_kernel.eligible(layer, traced[:1] if len(traced) == 1 else traced) is expected
-    # "auto" takes it only where the backend fuses the layer: on a GPU
-    assert fused_kernel.serves(layer, traced, "auto") is (expected and fused_kernel.on_gpu())
-    assert fused_kernel.serves(layer, traced, "loop") is False
