@@ -18,6 +18,7 @@ TensorFlow. Routes (relative to ``/data/plugin/rnn_monitor``):
 ``/unit``                   ``run, layer, unit[, epoch, regex]``: one unit's card across epochs
 ``/health``                 ``run, layer``: the layer's standard scalars (health, per gate)
 ``/alerts``                 ``run``: alert records, and finding records with the epochs each stayed active
+``/colour_scale``           the colour scales' stops and text colours (``rnn_monitor/colour_scale.json``)
 ==========================  ===================================================================
 
 Errors are JSON ``{"error": message}`` with status 400 (bad parameter) or 404 (unknown run,
@@ -36,6 +37,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from rnn_monitor import colour_scale
 from rnn_monitor.logdir import metadata
 from tb_plugin import cache, data_source, params
 from tb_plugin.prefetch import ReadAhead
@@ -160,6 +162,7 @@ class RNNMonitorPlugin(base_plugin.TBPlugin):
             "/unit": self._route(_unit),
             "/health": self._route(_health),
             "/alerts": self._route(_alerts),
+            "/colour_scale": self._route(lambda src, args: colour_scale.DEFINITION),
         })
         return apps
 

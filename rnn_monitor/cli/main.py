@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument(
         "--color", "--colour", dest="color", choices=("auto", "always", "never"), default="auto",
-        help="colour the text output (default: auto, only on a terminal)",
+        help="colour the text output (default: auto: on a terminal or with FORCE_COLOR, not with "
+        "NO_COLOR; 16, 256 or 24-bit colours as COLORTERM and TERM say)",
     )
     sub.add_parser(
         "report", parents=[common],
@@ -147,7 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rnn_monitor.cli import check, report, terminal
 
-    style = terminal.Style(terminal.use_colour(args.color, sys.stdout), terminal.can_unicode(sys.stdout))
+    style = terminal.Style(terminal.colour_system(args.color, sys.stdout), terminal.can_unicode(sys.stdout))
     if args.command == "text":
         return _text(args, style)
     runs = _load_runs(args.logdir)

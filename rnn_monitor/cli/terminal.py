@@ -1,6 +1,7 @@
 """Terminal rendering shared by the commands: colour, sparklines, number formatting, wrapping.
 
-Nothing here reads logs; ANSI colour only when the caller asks (`Style(colour=True)`).
+Nothing here reads logs. Colour only when the caller asks (`Style(colour=...)`), as ANSI codes
+written by rich for the terminal's colour system (16, 256 or 24-bit colours).
 """
 
 from __future__ import annotations
@@ -8,14 +9,20 @@ from __future__ import annotations
 import math
 import os
 import textwrap
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
+
+from rich.color import Color, ColorSystem
+from rich.console import COLOR_SYSTEMS, Console
+from rich.style import Style as RichStyle
 
 WIDTH = 80
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"
 SPARK_ASCII = "_.-:=+*#"
 MAX_SPARK = 30  # epochs shown in a trend; older ones are left out (marked with "…")
 
-_COLOURS = {"red": "31", "yellow": "33", "green": "32", "bold": "1", "dim": "2", "cyan": "36"}
+_STYLES = {name: RichStyle.parse(name) for name in ("red", "yellow", "green", "bold", "dim", "cyan")}
+# --color always where rich finds no colour system (TERM=dumb): the 16 standard colours
+_FORCED_SYSTEM = ColorSystem.STANDARD
 _KIND_COLOUR = {
     "nonfinite": "red",
     "exploding": "red",
@@ -35,19 +42,32 @@ def number(value: Any) -> Optional[float]:
 
 
 class Style:
-    """How to print: ANSI colour or not, Unicode or ASCII."""
+    """How to print: in colour or not, Unicode or ASCII.
 
-    def __init__(self, colour: bool, unicode: bool = True) -> None:
-        self.colour = colour
+    `colour`: a rich colour system (``ColorSystem.STANDARD``, ``EIGHT_BIT`` or ``TRUECOLOR``:
+    16, 256 or 24-bit colours), True for 24-bit colour, or False / None for none.
+    """
+
+    def __init__(self, colour: Union[bool, ColorSystem, None], unicode: bool = True) -> None:
+        self.system: Optional[ColorSystem] = ColorSystem.TRUECOLOR if colour is True else (colour or None)
+        self.colour = self.system is not None
         self.unicode = unicode
         self.spark_chars = SPARK_UNICODE if unicode else SPARK_ASCII
         self.ellipsis = "…" if unicode else "..."
         self.arrow = "→" if unicode else "->"
 
     def __call__(self, text: str, colour: str) -> str:
-        if not self.colour or colour not in _COLOURS:
+        """`text` in a named style (red, yellow, green, cyan, bold, dim); unknown names plain."""
+        if self.system is None or colour not in _STYLES:
             return text
-        return f"\033[{_COLOURS[colour]}m{text}\033[0m"
+        return _STYLES[colour].render(text, color_system=self.system)
+
+    def on(self, text: str, background: tuple[int, int, int], foreground: tuple[int, int, int]) -> str:
+        """`text` in `foreground` on `background` (RGB; the nearest colours the terminal has)."""
+        if self.system is None:
+            return text
+        style = RichStyle(color=Color.from_rgb(*foreground), bgcolor=Color.from_rgb(*background))
+        return style.render(text, color_system=self.system)
 
 
 def sparkline(
@@ -126,13 +146,19 @@ def alert_lines(alerts: list[dict], style: Style, indent: str = "    ") -> list[
     return lines
 
 
-def use_colour(choice: str, stream: Any) -> bool:
-    """ANSI colour for `--color auto|always|never` (auto: only on a terminal, never with NO_COLOR)."""
-    if choice == "always":
-        return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
-        return False
-    return bool(getattr(stream, "isatty", lambda: False)())
+def colour_system(choice: str, stream: Any) -> Optional[ColorSystem]:
+    """The colour system for `--color auto|always|never`, None for no colour.
+
+    auto: rich's reading of the stream and the environment (a terminal, or FORCE_COLOR set;
+    never with NO_COLOR; 16, 256 or 24-bit colours from COLORTERM and TERM). always: colour
+    even off a terminal or with NO_COLOR, in the colours the environment names.
+    """
+    if choice == "never" or (choice == "auto" and os.environ.get("NO_COLOR")):
+        return None
+    console = Console(file=stream, force_terminal=True if choice == "always" else None, no_color=False)
+    if console.color_system is not None:
+        return COLOR_SYSTEMS[console.color_system]
+    return _FORCED_SYSTEM if choice == "always" else None
 
 
 def can_unicode(stream: Any) -> bool:

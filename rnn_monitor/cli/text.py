@@ -2,10 +2,12 @@
 background coloured by one unit's activation (johndah's and Karpathy's terminal view), read
 from the log, no TensorFlow.
 
-Colour scale: diverging, white at 0, red for positive and blue for negative activations, scaled
-by the largest |activation| of the shown sequences (or `--scale`). Without colour (not a
-terminal, `--color never`, NO_COLOR) each text line is followed by a line of markers:
-``+``/``#`` positive, ``-``/``=`` negative (``#``, ``=`` above half the scale), blank near 0.
+Colour scale: the dashboard's diverging scale (`rnn_monitor.colour_scale`: near-white at 0, red
+for positive and blue for negative activations, grey for masked steps), scaled by the largest
+|activation| of the shown sequences (or `--scale`), text in the dashboard's readable colour.
+Without colour (not a terminal, `--color never`, NO_COLOR) each text line is followed by a line
+of markers: ``+``/``#`` positive, ``-``/``=`` negative (``#``, ``=`` above half the scale),
+blank near 0.
 """
 
 from __future__ import annotations
@@ -17,30 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from rnn_monitor.cli.terminal import Style
+from rnn_monitor.colour_scale import diverging_rgb, text_colour
 
-POSITIVE_RGB = (178, 24, 43)  # ColorBrewer RdBu ends: the dashboard's diverging scale
-NEGATIVE_RGB = (33, 102, 172)
 NEAR_ZERO = 0.1  # |value| / scale below this: no marker in plain text
-
-
-def diverging_rgb(value: float, scale: float) -> Optional[tuple[int, int, int]]:
-    """White at 0, red at +scale, blue at -scale; None for a masked (non-finite) value."""
-    if not math.isfinite(value):
-        return None
-    t = max(-1.0, min(1.0, value / scale)) if scale > 0 else 0.0
-    end = POSITIVE_RGB if t >= 0 else NEGATIVE_RGB
-    a = abs(t)
-    return tuple(int(round(255 + (c - 255) * a)) for c in end)  # type: ignore[return-value]
-
-
-def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Black or white, whichever reads better on `rgb` (relative luminance, WCAG)."""
-    def lin(c: int) -> float:
-        c = c / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    lum = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2])
-    return (0, 0, 0) if lum > 0.179 else (255, 255, 255)
 
 
 def _show(token: str) -> tuple[str, bool]:
@@ -55,7 +36,7 @@ def _show(token: str) -> tuple[str, bool]:
 
 
 def render(tokens: Sequence[str], values: np.ndarray, scale: float, style: Style) -> str:
-    """One sequence: coloured tokens (ANSI 24-bit background) or text lines with marker lines."""
+    """One sequence: tokens on coloured backgrounds, or text lines each with a marker line."""
     lines: list[str] = []
     text, marks = [], []
     for token, value in zip(tokens, values):
@@ -64,12 +45,7 @@ def render(tokens: Sequence[str], values: np.ndarray, scale: float, style: Style
             shown = "\\n"
         value = float(value)
         if style.colour:
-            bg = diverging_rgb(value, scale)
-            if bg is None:
-                text.append(style(shown, "dim"))
-            else:
-                fg = text_colour(bg)
-                text.append(f"\033[48;2;{bg[0]};{bg[1]};{bg[2]}m\033[38;2;{fg[0]};{fg[1]};{fg[2]}m{shown}\033[0m")
+            text.append(_coloured(shown, value, scale, style))
         else:
             text.append(shown)
             marks.append(_marker(value, scale) * len(shown))
@@ -83,6 +59,12 @@ def render(tokens: Sequence[str], values: np.ndarray, scale: float, style: Style
         if not style.colour:
             lines.append("".join(marks).rstrip())
     return "\n".join(lines)
+
+
+def _coloured(text: str, value: float, scale: float, style: Style) -> str:
+    """`text` on the colour of `value` (grey when masked), in the readable text colour."""
+    background = diverging_rgb(value, scale)
+    return style.on(text, background, text_colour(background))
 
 
 def _marker(value: float, scale: float) -> str:
@@ -101,11 +83,7 @@ def legend(scale: float, style: Style) -> str:
     if not style.colour:
         return (f"markers: '#' > +{scale / 2:.3g}, '+' > +{NEAR_ZERO * scale:.2g}, "
                 f"'-' < -{NEAR_ZERO * scale:.2g}, '=' < -{scale / 2:.3g}")
-    cells = []
-    for v in (-scale, -scale / 2, 0.0, scale / 2, scale):
-        bg = diverging_rgb(v, scale)
-        fg = text_colour(bg)
-        cells.append(f"\033[48;2;{bg[0]};{bg[1]};{bg[2]}m\033[38;2;{fg[0]};{fg[1]};{fg[2]}m {v:+.2g} \033[0m")
+    cells = [_coloured(f" {v:+.2g} ", v, scale, style) for v in (-scale, -scale / 2, 0.0, scale / 2, scale)]
     return "colour: " + "".join(cells)
 
 

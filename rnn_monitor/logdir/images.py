@@ -1,7 +1,9 @@
 """Heatmap images as RGB arrays and PNG bytes (numpy + matplotlib colormaps, no TensorFlow).
 
 Used for the standard TensorBoard images: the per-layer weight heatmap (kernel, recurrent
-kernel and bias stacked, gate boundaries marked) and the gradient-over-time heatmap.
+kernel and bias stacked, gate boundaries marked) and the gradient-over-time heatmap. The
+diverging and viridis scales are the ones the terminal and the dashboard use
+(`rnn_monitor.colour_scale`); other matplotlib colormaps are sampled from matplotlib.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
+from rnn_monitor import colour_scale
+
 NONFINITE_RGB = (255, 0, 255)  # magenta: NaN / Inf weights stand out
-MASKED_RGB = (200, 200, 200)  # light grey: masked (padded) steps
+MASKED_RGB = colour_scale.MISSING  # grey: masked (padded) steps, as in the dashboard
 SEPARATOR_RGB = (40, 40, 40)  # dark lines between gates and between weights
 # Colour levels of a colormap: fewer than 256, so that an image keeps every one of its colours
 # (the levels plus the marker colours above and white padding) in a PNG palette, exactly.
@@ -26,10 +30,15 @@ _LUTS: dict = {}
 
 
 def _lut(cmap: str) -> np.ndarray:
-    """[COLOR_LEVELS, 3] uint8 colours of a matplotlib colormap, sampled evenly."""
+    """[COLOR_LEVELS, 3] uint8 colours of a colormap, sampled evenly: a shared scale by its
+    matplotlib name ("RdBu_r", "viridis"), else matplotlib's colormap of that name."""
     lut = _LUTS.get(cmap)
     if lut is None:
-        lut = (colormaps[cmap](np.linspace(0.0, 1.0, COLOR_LEVELS))[:, :3] * 255).astype(np.uint8)
+        shared = colour_scale.BY_MATPLOTLIB_NAME.get(cmap)
+        if shared is not None:
+            lut = colour_scale.sample(shared, COLOR_LEVELS)
+        else:
+            lut = (colormaps[cmap](np.linspace(0.0, 1.0, COLOR_LEVELS))[:, :3] * 255).astype(np.uint8)
         _LUTS[cmap] = lut
     return lut
 

@@ -73,9 +73,9 @@ def test_png_palette_keeps_every_colour_of_a_heatmap_exactly():
 
 
 def test_palette_png_is_the_enlarged_image_pixel_for_pixel(monkeypatch):
-    """The PNG written directly (Sub / Up filtered rows) decodes to exactly the input enlarged
-    by repetition, whichever way a pixel's palette index was found (the modulus lookup, or the
-    sort when every modulus collides)."""
+    """The palette PNG decodes to exactly the input enlarged by repetition, whichever way a
+    pixel's palette index was found (the modulus lookup, or the sort when every modulus
+    collides)."""
     import io
 
     from PIL import Image
@@ -94,3 +94,33 @@ def test_palette_png_is_the_enlarged_image_pixel_for_pixel(monkeypatch):
             png = images.encode_png(rgb, factor)
             decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
             np.testing.assert_array_equal(decoded, np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1))
+
+
+def test_display_png_is_a_palette_image_of_the_shared_scale():
+    """A 512 x 250 heatmap through `display_png`: an 8-bit palette PNG whose pixels are
+    matplotlib's RdBu_r at each value's colour level (within rounding), and a small one shown
+    enlarged, each value an exact f x f block."""
+    import io
+
+    from matplotlib import colormaps
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(250, 512))
+    values[7, 9] = np.inf
+    png, height, width = images.display_png(images.colorize(values))
+    decoded = Image.open(io.BytesIO(png))
+    assert decoded.format == "PNG" and decoded.mode == "P" and (height, width) == (250, 512)
+    pixels = np.asarray(decoded.convert("RGB")).astype(float)
+    bound = np.abs(values[np.isfinite(values)]).max()
+    level = np.rint((np.clip(values, -bound, bound) + bound) / (2 * bound) * (images.COLOR_LEVELS - 1))
+    expected = colormaps["RdBu_r"].resampled(65536)(level / (images.COLOR_LEVELS - 1))[..., :3] * 255
+    expected[7, 9] = images.NONFINITE_RGB
+    assert np.abs(pixels - expected).max() <= 1.0
+    small = rng.normal(size=(10, 16))
+    rgb = images.colorize(small)
+    png, height, width = images.display_png(rgb)
+    f = images.enlargement(10, 16)
+    shown = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert f == 32 and shown.shape == (height, width, 3) == (320, 512, 3)
+    np.testing.assert_array_equal(shown, np.kron(rgb, np.ones((f, f, 1), np.uint8)))

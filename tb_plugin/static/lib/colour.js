@@ -1,15 +1,24 @@
 // Colour maps (viridis for magnitudes on a log scale, blue-white-red for signed activations)
 // and the text colour that stays readable on any of their backgrounds.
+//
+// The scales' stops, the missing-value grey and the text colours are not written here: they
+// come from rnn_monitor/colour_scale.json, served by the plugin at ./colour_scale, the file the
+// Python side (images, terminal) reads too (rnn_monitor/colour_scale.py applies the same
+// interpolation and text rule), so a value has one colour in every view.
 
-export const VIRIDIS = [
-  [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-];
-export const DIVERGING = [
-  [33, 102, 172], [103, 169, 207], [209, 229, 240], [255, 255, 255],
-  [253, 219, 199], [239, 138, 98], [178, 24, 43],
-];
-export const MISSING = [221, 221, 221];
+const SCALE_URL = new URL("../../colour_scale", import.meta.url);
+
+async function loadScale() {
+  const resp = await fetch(SCALE_URL, { credentials: "same-origin" });
+  if (!resp.ok) throw new Error(`colour scale: HTTP ${resp.status} from ${SCALE_URL}`);
+  return resp.json();
+}
+
+const SCALE = await loadScale();
+
+export const VIRIDIS = SCALE.magnitude.stops; // matplotlib's viridis, 256 colours
+export const DIVERGING = SCALE.diverging.stops; // ColorBrewer RdBu, blue (-) .. red (+)
+export const MISSING = SCALE.missing;
 
 export function ramp(stops, x) {
   const t = Math.min(1, Math.max(0, x)) * (stops.length - 1);
@@ -35,10 +44,11 @@ export function logScale(lo, hi) {
   };
 }
 
-// Blue (-scale) .. white (0) .. red (+scale); grey for a missing value.
+// Blue (-scale) .. near-white (0) .. red (+scale); grey for a missing or non-finite value.
+// A scale that is not a positive number puts every value in the middle.
 export function divergingColor(v, scale) {
-  if (v === null || v === undefined || Number.isNaN(v)) return MISSING;
-  return ramp(DIVERGING, 0.5 + 0.5 * (v / scale));
+  if (!Number.isFinite(v)) return MISSING;
+  return ramp(DIVERGING, scale > 0 && Number.isFinite(scale) ? 0.5 + 0.5 * (v / scale) : 0.5);
 }
 
 export function rgb(c) {
@@ -61,11 +71,9 @@ export function contrastRatio(a, b) {
   return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
 }
 
-const TEXT_DARK = [33, 33, 33]; // the page's text colour
-const TEXT_LIGHT = [255, 255, 255];
-const TEXT_BLACK = [0, 0, 0];
-export const MIN_CONTRAST = 4.5; // WCAG AA for normal text
-const TARGET = MIN_CONTRAST + 0.1; // margin for backgrounds rounded to whole rgb() values
+const TEXT = SCALE.text;
+export const MIN_CONTRAST = TEXT.min_contrast; // WCAG AA for normal text
+const TARGET = MIN_CONTRAST + TEXT.margin; // margin for backgrounds rounded to whole rgb() values
 
 // Text colour for a background: the page's dark grey on light backgrounds, white on dark ones,
 // and whichever of black and white contrasts more in the middle band where neither reaches the
@@ -73,6 +81,6 @@ const TARGET = MIN_CONTRAST + 0.1; // margin for backgrounds rounded to whole rg
 // and black then gives > 4.6.
 export function textColourOn(bg) {
   const c = bg.map(Math.round);
-  for (const t of [TEXT_DARK, TEXT_LIGHT]) if (contrastRatio(t, c) >= TARGET) return t;
-  return contrastRatio(TEXT_BLACK, c) >= contrastRatio(TEXT_LIGHT, c) ? TEXT_BLACK : TEXT_LIGHT;
+  for (const t of [TEXT.dark, TEXT.light]) if (contrastRatio(t, c) >= TARGET) return t;
+  return contrastRatio(TEXT.black, c) >= contrastRatio(TEXT.light, c) ? TEXT.black : TEXT.light;
 }
