@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import functools
 import os
 import statistics
 import sys
@@ -312,12 +313,12 @@ def probe_parts(rounds: int = 9) -> dict:
     model, one call of each set-up after the other in every round (medians): the forward and
     statistics alone (no gradients), the forward and backward without the temporal flow, and
     everything, the last with the hand-written reverse pass of stock cells and with the generic
-    one (`ProbeSettings.hand_written_reverse`): TensorFlow's loop path."""
+    one (`LoopOptions.hand_written_reverse`): TensorFlow's loop path."""
     import tensorflow as tf
 
     from rnn_monitor.config import Thresholds
     from rnn_monitor.model.anatomy import find_rnn_layers
-    from rnn_monitor.probe.graph import Prober
+    from rnn_monitor.probe.graph import LoopOptions, Prober
 
     x, y, chars = dataset(BATCH * 4)
     model = reference_model(len(chars))
@@ -333,7 +334,7 @@ def probe_parts(rounds: int = 9) -> dict:
     probes = {}
     for name, (hand_written, gradients, flow) in setups.items():
         probes[name] = Prober(model, infos, Thresholds(), 4, gradients, flow=flow, h_samples=16, path="loop",
-                              hand_written_reverse=hand_written)
+                              loop=LoopOptions(hand_written_reverse=hand_written))
         probes[name].run(xb, yb)  # trace
 
     @tf.function
@@ -364,18 +365,26 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
     process: three monitors on one reference model, one epoch each in turn (rotated every
     round, the tracing epoch dropped), medians, in seconds and in training steps of the same
     process. ``serial``: one segment in flight in the hand-written reverse pass
-    (`adjoint.SEGMENTS_IN_FLIGHT = 1`) and the weight part after the probe; ``in_flight``: two
+    (`LoopOptions.segments_in_flight = 1`) and the weight part after the probe; ``in_flight``: two
     segments in flight; ``default``: and the weight part beside the probe's graph
     (`rnn_monitor.background`), as shipped."""
-    from rnn_monitor import RNNMonitor
-    from rnn_monitor.model.tensorflow import adjoint
+    from unittest import mock
 
-    shipped = adjoint.SEGMENTS_IN_FLIGHT
+    from rnn_monitor import RNNMonitor
+    from rnn_monitor.probe import graph
+
+    shipped = graph.LoopOptions().segments_in_flight
 
     class Switched(RNNMonitor):
         def __init__(self, *args, in_flight: int, beside: bool, **kwargs):
             super().__init__(*args, **kwargs)
             self.in_flight, self.beside, self.seconds = in_flight, beside, []
+
+        def on_train_begin(self, logs=None):
+            # the probe is built (and traced) here: with this monitor's loop options
+            options = graph.LoopOptions(segments_in_flight=self.in_flight)
+            with mock.patch.object(graph, "Prober", functools.partial(graph.Prober, loop=options)):
+                super().on_train_begin(logs)
 
         def _weights_beside(self, epoch, record):
             part = super()._weights_beside(epoch, record)
@@ -385,12 +394,8 @@ def epoch_end_ab(rounds: int = 8, steps: int = 20) -> dict:
             return part
 
         def _log_epoch(self, epoch, logs=None):
-            adjoint.SEGMENTS_IN_FLIGHT = self.in_flight  # read when the probe is traced
             began = time.perf_counter()
-            try:
-                super()._log_epoch(epoch, logs)
-            finally:
-                adjoint.SEGMENTS_IN_FLIGHT = shipped
+            super()._log_epoch(epoch, logs)
             self.seconds.append(time.perf_counter() - began)
 
     x, y, chars = dataset(steps * BATCH)

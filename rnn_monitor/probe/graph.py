@@ -20,6 +20,8 @@ where it has a batch axis; `rnn_monitor.probe.probe_monitor` turns them into inp
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -34,14 +36,22 @@ from rnn_monitor.probe import reductions
 from rnn_monitor.probe.unit_reductions import unit_statistics
 
 
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+    """How TensorFlow's loop path (`rnn_monitor.model.tensorflow.checkpointed`) runs; read when
+    the probe is traced. The defaults are the measured best (docs/performance.md)."""
+
+    segment_steps: Optional[int] = None  # steps per checkpointed segment (None: ceil(sqrt(T)))
+    hand_written_reverse: bool = True  # stock LSTM / GRU reversed by hand (off: the generic pass)
+    segments_in_flight: int = 2  # the hand-written pass's segments run at once (2: 15% faster than 1)
+
+
 class ProbeSettings:
     """Thresholds the reductions count with, how many sequences they keep, and how TensorFlow's
-    loop (`rnn_monitor.model.tensorflow.checkpointed`) runs: `segment_steps` per checkpointed
-    segment (None: ceil(sqrt(T))), and `hand_written_reverse` for stock LSTM / GRU layers (off:
-    the generic reverse pass serves them too). Read when the probe is traced."""
+    loop runs (`LoopOptions`)."""
 
-    def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0, segment_steps: Optional[int] = None,
-                 hand_written_reverse: bool = True) -> None:
+    def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0,
+                 loop: LoopOptions = LoopOptions()) -> None:
         self.sat_tanh = float(thresholds.saturation_tanh)
         self.low = float(thresholds.saturation_sigmoid_low)
         self.high = float(thresholds.saturation_sigmoid_high)
@@ -49,8 +59,7 @@ class ProbeSettings:
         # h alone is kept for more rows: the units' average input and spectrum need more text
         # than the text view, and keeping only h for them costs 1 state, not all of them.
         self.h_samples = max(self.text_samples, int(h_samples))
-        self.segment_steps = segment_steps
-        self.hand_written_reverse = bool(hand_written_reverse)
+        self.loop = loop
 
 
 class Prober:
@@ -59,15 +68,15 @@ class Prober:
     With ``gradients=False`` (no labels or no compiled loss) only the forward part runs.
     `path`: "auto" (the stock-layer kernel path where the backend fuses the layer, the
     perturbed loop elsewhere), "kernel" or "loop" (every layer that path can serve).
-    `segment_steps` and `hand_written_reverse`: see `ProbeSettings`.
+    `loop`: how TensorFlow's loop path runs (`LoopOptions`).
     """
 
     def __init__(self, model: Any, infos: Sequence[RNNLayerInfo], thresholds: Any, text_samples: int,
                  gradients: bool, flow: bool = True, h_samples: int = 0, path: str = "auto",
-                 segment_steps: Optional[int] = None, hand_written_reverse: bool = True) -> None:
+                 loop: LoopOptions = LoopOptions()) -> None:
         self.model = model
         self.infos = list(infos)
-        self.settings = ProbeSettings(thresholds, text_samples, h_samples, segment_steps, hand_written_reverse)
+        self.settings = ProbeSettings(thresholds, text_samples, h_samples, loop)
         self.gradients = gradients
         self.flow = flow
         self.path = path

@@ -9,14 +9,14 @@ import pytest
 
 @pytest.fixture
 def probe_settings(monkeypatch):
-    """``probe_settings(**settings)``: every `Prober` built from then on in this test (the one an
-    `RNNMonitor` builds too) gets these `ProbeSettings` (``segment_steps``,
-    ``hand_written_reverse``); a later call replaces the earlier one's."""
+    """``probe_settings(**options)``: every `Prober` built from then on in this test (the one an
+    `RNNMonitor` builds too) runs TensorFlow's loop with these `LoopOptions` (``segment_steps``,
+    ``hand_written_reverse``, ``segments_in_flight``); a later call replaces the earlier one's."""
     from rnn_monitor.probe import graph
 
     real = graph.Prober
 
-    def apply(**settings):
-        monkeypatch.setattr(graph, "Prober", functools.partial(real, **settings))
+    def apply(**options):
+        monkeypatch.setattr(graph, "Prober", functools.partial(real, loop=graph.LoopOptions(**options)))
 
     return apply

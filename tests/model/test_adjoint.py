@@ -20,7 +20,7 @@ from rnn_monitor.config import Thresholds
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.model.tensorflow import adjoint
 from rnn_monitor.model.tensorflow.unit_stats import UnitStats
-from rnn_monitor.probe.graph import Prober
+from rnn_monitor.probe.graph import LoopOptions, Prober
 from rnn_monitor.stats.gradients import temporal_flow
 from probe_inputs import nan_below_two_lstms, padded_tokens
 
@@ -90,7 +90,7 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
     monkeypatch.setattr(UnitStats, "run", lambda self: chunked.append(self.kind) or real_run(self))
     results = {}
     for on in (True, False):
-        probe = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path="loop", hand_written_reverse=on)
+        probe = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path="loop", loop=LoopOptions(hand_written_reverse=on))
         results[on] = probe.run(tf.constant(x), tf.constant(y))
         assert len(chunked) == (0 if on else len(infos)), chunked  # traced once per setting
     assert sorted(served) == ["gru", "gru", "lstm", "lstm", "lstm"]
@@ -117,7 +117,7 @@ def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written):
     (the count is skipped only when every sum of |dL/dh| is finite)."""
     model, x, y, valid = nan_below_two_lstms([7, 3, 7, 5], masked=True)
     out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path="loop",
-                 hand_written_reverse=hand_written).run(tf.constant(x), tf.constant(y))
+                 loop=LoopOptions(hand_written_reverse=hand_written)).run(tf.constant(x), tf.constant(y))
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
 

@@ -1,6 +1,6 @@
 """TensorFlow's checkpointed backprop through time (rnn_monitor.model.tensorflow.checkpointed): states kept at
 segment boundaries, one segment recomputed at a time in the backward pass, each step reduced to
-what is written. Forced short segments (`ProbeSettings.segment_steps`) must change nothing:
+what is written. Forced short segments (`LoopOptions.segment_steps`) must change nothing:
 dL/dh_t equals the step-by-step tape of Keras's own unrolled loop, and every logged number
 equals the single-segment probe's."""
 

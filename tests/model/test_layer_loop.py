@@ -14,7 +14,7 @@ from rnn_monitor.config import Thresholds
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.model.tensorflow.checkpointed import _Trace
 from rnn_monitor.model.tensorflow.layer_loop import build_loop, forward
-from rnn_monitor.probe.graph import ProbeSettings
+from rnn_monitor.probe.graph import LoopOptions, ProbeSettings
 
 B, T, D, U = 3, 7, 4, 2
 
@@ -37,7 +37,7 @@ def test_forward_gives_keras_outputs_and_keeps_segment_starts(go_backwards):
     x, mask = _data()
     want_seq, want_h = layer(x, mask=mask)
     trace = _Trace(find_rnn_layers(model)[0])
-    settings = ProbeSettings(Thresholds(), 0, segment_steps=3)
+    settings = ProbeSettings(Thresholds(), 0, loop=LoopOptions(segment_steps=3))
     h0 = tf.zeros([B, U])
     loop = build_loop(layer, [trace], settings, tf.constant(x), [h0], tf.constant(mask))
     fwd = forward(loop, loop.xs, loop.flat0)

@@ -14,7 +14,7 @@ from rnn_monitor.config import Thresholds
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.model.tensorflow.checkpointed import LoopResults, _checkpointed_op, _Trace
 from rnn_monitor.model.tensorflow.layer_loop import build_loop
-from rnn_monitor.probe.graph import ProbeSettings
+from rnn_monitor.probe.graph import LoopOptions, ProbeSettings
 
 B, T, D = 3, 7, 4
 
@@ -52,7 +52,7 @@ def test_gradients_and_reductions_match_a_plain_tape(make, n_states):
     (dx, *d_rest), dh = _by_hand(layer.cell, x, states, weights, r_seq)
 
     trace = _Trace(find_rnn_layers(model)[0])
-    settings = ProbeSettings(Thresholds(), 0, segment_steps=3, hand_written_reverse=False)
+    settings = ProbeSettings(Thresholds(), 0, loop=LoopOptions(segment_steps=3, hand_written_reverse=False))
     results = LoopResults(want_flow=False)
     loop = build_loop(layer, [trace], settings, x, states, None)
     token = tf.zeros([])

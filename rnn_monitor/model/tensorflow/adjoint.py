@@ -19,7 +19,7 @@ come from their values for sigmoid and tanh (TensorFlow's SigmoidGrad / TanhGrad
 from TensorFlow's own gradient of the (elementwise) activation function. Masked steps
 follow Keras (`backend.rnn`): the state is carried, the output is the previous one (or zeros with
 ``zero_output_for_mask``). The generic pass stays for every other cell and setting; `eligible`
-says which layers take this one (`ProbeSettings.hand_written_reverse` switches it off).
+says which layers take this one (`LoopOptions.hand_written_reverse` switches it off).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ ELEMENTWISE = {
     "mish", "log_sigmoid", "hard_tanh", "tanh_shrink", "celu", "squareplus", "sparse_plus",
 }
 STOCK = {"LSTMCell": "lstm", "GRUCell": "gru"}
-SEGMENTS_IN_FLIGHT = 2  # measured: 15% less probe time than 1 (benchmarks/overhead.py --probe-parts)
 
 
 def _underlying(variable: Any) -> Any:
@@ -263,6 +262,7 @@ class StockLayer:
     stats: Any  # its `UnitStats`: the h and c the forward kept, the states each step started from
     segments: Segments
     last: Any  # [B]: each sequence's last valid step
+    in_flight: int  # segments reversed at once (`LoopOptions.segments_in_flight`)
 
 
 class HandWrittenPass(NamedTuple):
@@ -329,7 +329,7 @@ class _Sweep:
         layer, count = self.layer, self.layer.segments.count
         _, carry = tf.while_loop(
             lambda s, *_: s >= 0, self._segment, (count - 1, self._initial()),
-            maximum_iterations=count, parallel_iterations=SEGMENTS_IN_FLIGHT,
+            maximum_iterations=count, parallel_iterations=layer.in_flight,
         )
         dx = carry.dx.concat()
         dx.set_shape(layer.xs.shape)

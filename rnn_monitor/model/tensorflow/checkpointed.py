@@ -19,7 +19,7 @@ How it works. Each step
 
 Checkpointed backprop through time (Chen et al. 2016; Gruslys et al. 2016). The whole loop is
 one `tf.custom_gradient` op. Its forward pass runs the steps in segments of
-``ceil(sqrt(T))`` steps (`ProbeSettings.segment_steps` overrides) without perturbations (they are zero) and
+``ceil(sqrt(T))`` steps (`LoopOptions.segment_steps` overrides) without perturbations (they are zero) and
 keeps, besides the layer's outputs and the cell's own new h (and c) of every step for the
 statistics, only the states at each segment's start. Its backward pass walks the segments from
 the last, one at a time: it recomputes the segment from its starting states under a tape *with*
@@ -38,7 +38,7 @@ the op's backward, which leaves its reduced results in the loop's `LoopResults`,
 
 A layer whose one monitored recurrence is its own stock LSTM or GRU cell (float32, vector
 states) takes a hand-written reverse pass instead (`rnn_monitor.model.tensorflow.adjoint`;
-`ProbeSettings.hand_written_reverse` switches it off): the
+`LoopOptions.hand_written_reverse` switches it off): the
 same segments, reductions and flow, with each step's adjoint written out rather than recomputed
 and differentiated by a tape.
 
@@ -128,7 +128,7 @@ def _hand_written_weights(loop: LayerLoop, variables: list, dtypes: list) -> Opt
     """Which of the loop's watched `variables` are the cell's kernel, recurrent kernel and bias
     when the hand-written reverse pass (`adjoint`) can serve the layer: it is switched on, and
     the layer's one monitored recurrence is its own stock cell with vector states, h first."""
-    if not loop.settings.hand_written_reverse:
+    if not loop.settings.loop.hand_written_reverse:
         return None
     plans, trace = loop.plans, loop.traces[0]
     if len(plans) != 1 or plans[0].layout.path != () or trace.positions != 1:
@@ -159,6 +159,7 @@ def _hand_written_reverse(loop: LayerLoop, xs_in: Any, incoming: Incoming, chain
     layer = adjoint.StockLayer(
         cell=loop.plans[0].layout.cell, kind=trace.info.kind, xs=xs_in, valid=loop.valid, masked=loop.masked,
         zero_output=loop.zero_output, stats=trace.stats, segments=loop.segments, last=loop.last,
+        in_flight=loop.settings.loop.segments_in_flight,
     )
     res = adjoint.sweep(layer, incoming, chains)
     d_vars: list = [None] * len(variables)

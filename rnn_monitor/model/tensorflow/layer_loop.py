@@ -87,7 +87,7 @@ def build_loop(layer: Any, traces: list, settings: Any, sequences: Any, initial_
         prev0=_zeros_steps(1, batch, out_template)[0],
         zero_output=bool(getattr(layer, "zero_output_for_mask", False)),
         return_sequences=bool(layer.return_sequences),
-        segments=Segments.of(n_steps, settings.segment_steps),
+        segments=Segments.of(n_steps, settings.loop.segment_steps),
         last=last_valid_steps(valid),
     )
 

@@ -3,7 +3,7 @@ per segment; `adjoint`, written out for stock cells) take and give alike: the gr
 at the loop's outputs, which recurrences carry the temporal flow, and the reversed results.
 
 Checkpointed backprop through time (Chen et al. 2016): the forward pass keeps the states only at
-the start of every segment of ``ceil(sqrt(T))`` steps (`ProbeSettings.segment_steps` overrides)
+the start of every segment of ``ceil(sqrt(T))`` steps (`LoopOptions.segment_steps` overrides)
 and the backward pass recomputes one segment at a time, from the last.
 """
 
