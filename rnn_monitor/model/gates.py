@@ -28,7 +28,7 @@ STATE_NAMES = {
 # Gates whose activation is the recurrent (sigmoid) one: they get left / right saturation.
 SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}
 CHECK_ROWS = 8  # sequences on which the rebuilt gates are checked against the cell's own h and c
-CHUNK_ELEMENTS = 1_000_000  # values per gate block in one chunk of steps
+CHUNK_ELEMENTS = 1_000_000  # default values per gate block in one chunk of steps (`ProbeSettings`)
 
 
 def f32(value: Any) -> Any:

@@ -30,6 +30,7 @@ from keras import ops
 from rnn_monitor.backends import backend_for
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.backend import forget_dropout_masks, kept_state
+from rnn_monitor.model.gates import CHUNK_ELEMENTS
 from rnn_monitor.model.patch import probe_loops
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe import reductions
@@ -47,11 +48,13 @@ class LoopOptions:
 
 
 class ProbeSettings:
-    """Thresholds the reductions count with, how many sequences they keep, and how TensorFlow's
-    loop runs (`LoopOptions`)."""
+    """Thresholds the reductions count with, how many sequences they keep, how many values a
+    chunk of the unit statistics holds per gate block (`chunk_elements`: the statistics reduce
+    time chunk after chunk so that a whole sequence of gates is never alive at once), and how
+    TensorFlow's loop runs (`LoopOptions`)."""
 
     def __init__(self, thresholds: Any, text_samples: int, h_samples: int = 0,
-                 loop: LoopOptions = LoopOptions()) -> None:
+                 loop: LoopOptions = LoopOptions(), chunk_elements: int = CHUNK_ELEMENTS) -> None:
         self.sat_tanh = float(thresholds.saturation_tanh)
         self.low = float(thresholds.saturation_sigmoid_low)
         self.high = float(thresholds.saturation_sigmoid_high)
@@ -60,6 +63,7 @@ class ProbeSettings:
         # than the text view, and keeping only h for them costs 1 state, not all of them.
         self.h_samples = max(self.text_samples, int(h_samples))
         self.loop = loop
+        self.chunk_elements = int(chunk_elements)
 
 
 class Prober:

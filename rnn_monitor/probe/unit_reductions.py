@@ -2,7 +2,7 @@
 accumulators `rnn_monitor.stats.unit_health` turns into dead / exploding / saturated ratios and gate
 saturation, and the first sequences of every state for the text view.
 
-Time is reduced in chunks of at most `CHUNK_ELEMENTS` values per gate block, one after the
+Time is reduced in chunks of at most `ProbeSettings.chunk_elements` values per gate block, one after the
 other (`keras.ops.fori_loop`), so that the gates and their comparisons are never alive for the
 whole sequence at once. A stock cell's gates are rebuilt from its weights chunk by chunk
 (`rnn_monitor.model.gates`, Keras's own formulas) and checked against the cell's own h (and c)
@@ -20,7 +20,7 @@ from typing import Any
 from keras import ops
 
 from rnn_monitor.model.gates import (
-    CHECK_ROWS, CHUNK_ELEMENTS, SIGMOID_GATES, STATE_NAMES, gru_step, lstm_from_preactivations, lstm_preactivations,
+    CHECK_ROWS, SIGMOID_GATES, STATE_NAMES, gru_step, lstm_from_preactivations, lstm_preactivations,
 )
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe.reductions import per_position, started_from
@@ -169,7 +169,7 @@ def unit_statistics(shape: TracedRecurrence, rec: dict, settings: Any) -> tuple[
     parts = _sequences(shape, rec)
     batch, steps = ops.shape(rec["valid"])[0], ops.shape(rec["valid"])[1]
     width = _WIDTH.get(shape.info.kind, 1) * int(ops.shape(rec["h"])[-1]) * shape.positions
-    size = int(max(1, min(steps, CHUNK_ELEMENTS // max(1, batch * width))))
+    size = int(max(1, min(steps, settings.chunk_elements // max(1, batch * width))))
     n_chunks = -(-steps // size)
 
     def chunk(i):

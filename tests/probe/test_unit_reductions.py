@@ -35,12 +35,12 @@ def _gates(kind, weights, x, h_in):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_accumulators_in_chunks_against_numpy_on_the_full_arrays(kind, monkeypatch):
+def test_accumulators_in_chunks_against_numpy_on_the_full_arrays(kind):
     shape, rec, arrays = stepped_record(kind, LENGTHS, steps=7, units=3, features=2, seed=0)
     units = 3
     # two steps a chunk: 4 sequences x (4 or 3) x 3 units per gate block
-    monkeypatch.setattr(unit_reductions, "CHUNK_ELEMENTS", 4 * units * (4 if kind == "lstm" else 3) * 2)
-    settings = ProbeSettings(Thresholds(saturation_tanh=0.8), text_samples=2, h_samples=3)
+    chunk = 4 * units * (4 if kind == "lstm" else 3) * 2
+    settings = ProbeSettings(Thresholds(saturation_tanh=0.8), text_samples=2, h_samples=3, chunk_elements=chunk)
     acc, samples = unit_reductions.unit_statistics(shape, rec, settings)
     acc = {k: np.asarray(v, np.float64) for k, v in acc.items()}
 

@@ -14,7 +14,7 @@ every valid position; text samples are the spatial mean per filter.
 What leaves: per-unit accumulators over the valid (b, t) positions (sum and sum of squares of h
 in float64, max |state|, saturation counts, non-finite counts) and the first ``text_samples``
 sequences of every state (of h: ``h_samples``). `UnitStats.run` reduces the whole sequence in
-chunks of at most `CHUNK_ELEMENTS` per gate block; the hand-written reverse pass
+chunks of at most `ProbeSettings.chunk_elements` per gate block; the hand-written reverse pass
 (`rnn_monitor.model.tensorflow.adjoint`) instead calls `UnitStats.block` once per segment with the gates it
 has rebuilt anyway, so they are rebuilt once, not twice.
 """
@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
-from rnn_monitor.model.gates import CHECK_ROWS, CHUNK_ELEMENTS, SIGMOID_GATES, STATE_NAMES
+from rnn_monitor.model.gates import CHECK_ROWS, SIGMOID_GATES, STATE_NAMES
 from rnn_monitor.model.tensorflow.rows import gru_block, lstm_gates, lstm_preactivations, to_rows
 
 
@@ -223,7 +223,7 @@ class UnitStats:
         return acc, samples
 
     def run(self) -> tuple[dict, dict]:
-        """All steps, in chunks of at most `CHUNK_ELEMENTS` per gate block.
+        """All steps, in chunks of at most `ProbeSettings.chunk_elements` per gate block.
 
         Chunks run one after the other (parallel_iterations=1) so that only one chunk's
         temporaries are alive per layer: in a plain Python loop the graph would run them all at
@@ -231,7 +231,7 @@ class UnitStats:
         """
         h_raw = self.kept["h"]
         width = self.units * self.n_pos * (4 if self.kind == "lstm" else 3 if self.kind == "gru" else 1)
-        chunk = max(1, CHUNK_ELEMENTS // max(1, (h_raw.shape[1] or 64) * width))
+        chunk = max(1, self.settings.chunk_elements // max(1, (h_raw.shape[1] or 64) * width))
         n_steps = tf.shape(h_raw)[0]
         n_chunks = (n_steps + chunk - 1) // chunk
 
