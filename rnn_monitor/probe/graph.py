@@ -34,7 +34,11 @@ from rnn_monitor.model.gates import CHUNK_ELEMENTS
 from rnn_monitor.model.patch import probe_loops
 from rnn_monitor.model.perturbed_loop import TracedRecurrence
 from rnn_monitor.probe import reductions
+from rnn_monitor.probe.results import CellFacts, ProbeRun
 from rnn_monitor.probe.unit_reductions import unit_statistics
+
+# Beside the layers' results in the compiled function's output (taken out by `Prober.run`).
+_LOSS, _PRED_SHAPE = "__loss__", "__pred_shape__"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +137,9 @@ class Prober:
         for res in results.values():
             res.pop("v", None)
         if fwd.loss is not None:
-            results["__loss__"] = ops.cast(fwd.loss, "float32")
+            results[_LOSS] = ops.cast(fwd.loss, "float32")
             if not isinstance(fwd.y_pred, (list, tuple, dict)):  # the constant-prediction loss needs it
-                results["__pred_shape__"] = ops.convert_to_tensor(ops.shape(fwd.y_pred), "int32")
+                results[_PRED_SHAPE] = ops.convert_to_tensor(ops.shape(fwd.y_pred), "int32")
         return results
 
     def _gradient_part(self, t: TracedRecurrence, fwd: Any, weight_grads: list, so_far: dict, done: Any) -> dict:
@@ -189,24 +193,24 @@ class Prober:
         with kept_state(self.model):
             self._fn.prepare(x, y, sample_weight)
 
-    def run(self, x: Any, y: Any = None, sample_weight: Any = None) -> dict:
-        """Execute the probe and return every result as numpy (plus ``__static__``: what the
-        trace found about each recurrence, as `rnn_monitor.probe.layer_stats` reads it)."""
+    def run(self, x: Any, y: Any = None, sample_weight: Any = None) -> ProbeRun:
+        """Execute the probe; every result as numpy (`ProbeRun`)."""
         # A stateful layer assigns its state variables in `call`, a dropout cell draws from its
         # seed generator: keep the user's as they were before the probe.
         with kept_state(self.model):
             out = self._fn(x, y, sample_weight)
+        loss, pred_shape = out.pop(_LOSS, None), out.pop(_PRED_SHAPE, None)
         self.segments = {}
         for name, res in out.items():
-            if name.startswith("__"):
-                continue
             if "segments" in res:  # how TensorFlow's loop checkpointed this layer
                 self.segments[name] = tuple(int(v) for v in res.pop("segments"))
             if "h_count" in res["acc"]:
                 res["acc"] = _sums(res["acc"])
-        out["__static__"] = {t.info.name: _static(t) for t in self.traced if t.refused is None}
-        return out
-
+        return ProbeRun(
+            layers=out, cells={t.info.name: _cell_facts(t) for t in self.traced if t.refused is None},
+            loss=None if loss is None else float(np.asarray(loss)),
+            pred_shape=None if pred_shape is None else tuple(int(d) for d in np.asarray(pred_shape)),
+        )
 
 def _per_recurrence(traced: Sequence[TracedRecurrence], grads: list) -> dict:
     """The weight gradients (in the order of every recurrence's weights) by recurrence name."""
@@ -230,8 +234,7 @@ def _sums(acc: dict) -> dict:
     return acc
 
 
-def _static(t: TracedRecurrence) -> np.ndarray:
-    """[h bounded, tanh output, direct, recurrent, positions, machine epsilon of its dtype]."""
-    return np.array([float(t.h_bounded), float(t.tanh_output), float(t.direct), float(t.recurrent),
-                     float(t.positions), float(np.finfo(t.dtype).eps)])
+def _cell_facts(t: TracedRecurrence) -> CellFacts:
+    return CellFacts(bool(t.h_bounded), bool(t.tanh_output), bool(t.direct), bool(t.recurrent),
+                     int(t.positions), float(np.finfo(t.dtype).eps))
 

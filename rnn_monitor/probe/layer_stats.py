@@ -12,6 +12,7 @@ import numpy as np
 
 from rnn_monitor.model.anatomy import RNNLayerInfo
 from rnn_monitor.model.gates import SIGMOID_GATES, STATE_NAMES
+from rnn_monitor.probe.results import CellFacts
 from rnn_monitor.record import EpochRecord, NonFinite
 from rnn_monitor.stats import gradients as gstats
 from rnn_monitor.stats import unit_health as ustats
@@ -64,35 +65,19 @@ def _unit_means(G: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-@dataclasses.dataclass(frozen=True)
-class CellFacts:
-    """What the trace found about the cell (`rnn_monitor.probe.graph`)."""
-
-    h_bounded: bool  # h is a bounded (tanh-like) output
-    direct: bool  # h is the cell's output
-    recurrent: bool  # h is a state carried through time
-    positions: int  # spatial positions of each sequence (1 for vectors)
-    dtype_eps: float  # machine epsilon of the cell's dtype
-
-    @classmethod
-    def of(cls, static: Any) -> "CellFacts":
-        return cls(bool(static[0]), bool(static[2]), bool(static[3]), int(static[4]), float(static[5]))
-
-
 def layer_stats(
-    info: RNNLayerInfo, res: dict, record: EpochRecord, static: Any, *,
+    info: RNNLayerInfo, res: dict, record: EpochRecord, facts: CellFacts, *,
     thresholds: Any, units: Optional[Sequence[int]], text_samples: int, gradients: bool,
     say_once: Callable[..., None], refuse: Optional[Callable[..., None]] = None,
 ) -> LayerStats:
     """One layer's unroll results -> the statistics of docs/reference.md, in input order.
 
-    `static` is what the trace found about the cell (`CellFacts`). Fills `record` (ratios, gate
+    `facts` is what the trace found about the cell. Fills `record` (ratios, gate
     saturation, gradient norm and horizon, non-finite counts) and returns what is written. What
     cannot be measured for this layer is said through `refuse` (a warning once, or an error with
     raise_errors; default `say_once`).
     """
     refuse = refuse or say_once
-    facts = CellFacts.of(static)
     backward = info.direction == "backward"
     acc = res["acc"]
     valid = np.asarray(res["valid"], dtype=bool)  # [B, T] processing order

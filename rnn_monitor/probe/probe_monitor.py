@@ -37,7 +37,6 @@ import logging
 import time
 from typing import Any, Optional, Sequence
 
-import numpy as np
 
 from rnn_monitor.background import BackgroundTask
 from rnn_monitor.config import DEFAULT_MAX_BYTES_PER_EPOCH, check_count, check_units
@@ -48,6 +47,7 @@ from rnn_monitor.probe.data import (
     blame_the_data, expected_shapes, first_array, slice_time, unpack_probe_data, validate_x,
 )
 from rnn_monitor.probe.layer_stats import LayerStats, layer_stats, state_names
+from rnn_monitor.probe.results import ProbeRun
 from rnn_monitor.probe.unit_roles import describe_units, probe_inputs, queue_unit_writes
 from rnn_monitor.probe.writes import encode_tokens, queue_writes, write_within_cap
 from rnn_monitor.record import EpochRecord
@@ -219,21 +219,21 @@ class ProbeMonitor:
             "states": {info.name: list(state_names(info)) for info in self.infos},
         }
 
-    def _baseline(self, pred_shape: Any) -> Optional[float]:
+    def _baseline(self, pred_shape: Optional[tuple]) -> Optional[float]:
         """The probe's constant-prediction loss (`rnn_monitor.probe.constant_loss`), or None."""
         from rnn_monitor.probe.constant_loss import constant_loss
 
         if pred_shape is None:
             return None
         try:
-            return constant_loss(self.model, self.x, self.y, tuple(int(d) for d in pred_shape), self.sample_weight)
+            return constant_loss(self.model, self.x, self.y, pred_shape, self.sample_weight)
         except Exception:  # a model this does not fit: the rules go without the baseline
             self._say_once("baseline", "rnn_monitor: no constant-prediction loss for this model's "
                            "outputs; the alert rules use the loss trend alone", level=logging.INFO)
             return None
 
     # ------------------------------------------------------------------ per epoch
-    def run(self) -> dict:
+    def run(self) -> ProbeRun:
         """Run the probe; numpy results per layer (processing order, see `rnn_monitor.probe.graph`)."""
         if self._prober is None:
             self.start()
@@ -305,23 +305,20 @@ class ProbeMonitor:
         finally:
             if beside is not None:
                 beside.join()
-        statics = raw.pop("__static__")
         self._refuse(self._prober.refusals)
-        loss = raw.pop("__loss__", None)
-        pred_shape = raw.pop("__pred_shape__", None)
-        if loss is not None:
-            record.probe_loss = float(np.asarray(loss))
+        if raw.loss is not None:
+            record.probe_loss = raw.loss
             if self._constant_loss is _UNSET:
-                self._constant_loss = self._baseline(pred_shape)
+                self._constant_loss = self._baseline(raw.pred_shape)
             record.constant_loss = self._constant_loss
         essentials: list = []
         optional: list = []  # (priority, size, writer call, label)
         results = {}
         for info in self.infos:
-            if info.name not in raw:
+            if info.name not in raw.layers:
                 continue  # refused above
             results[info.name] = layer_stats(
-                info, raw[info.name], record, statics[info.name], thresholds=self.thresholds,
+                info, raw.layers[info.name], record, raw.cells[info.name], thresholds=self.thresholds,
                 units=self.units, text_samples=self.text_samples, gradients=self.gradients,
                 say_once=self._say_once, refuse=self._cannot,
             )

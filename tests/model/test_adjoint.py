@@ -91,7 +91,7 @@ def test_every_probe_number_equals_the_generic_pass(monkeypatch):
     results = {}
     for on in (True, False):
         probe = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path="loop", loop=LoopOptions(hand_written_reverse=on))
-        results[on] = probe.run(tf.constant(x), tf.constant(y))
+        results[on] = probe.run(tf.constant(x), tf.constant(y)).layers
         assert len(chunked) == (0 if on else len(infos)), chunked  # traced once per setting
     assert sorted(served) == ["gru", "gru", "lstm", "lstm", "lstm"]
     keys = ("grad_abs_sum", "out_abs_sum", "grad_norm_sum", "flow_norm", "v_norm", "weight_grad_norm", "grad_nonfinite")
@@ -117,7 +117,7 @@ def test_nonfinite_gradients_are_counted_at_every_valid_step(hand_written):
     (the count is skipped only when every sum of |dL/dh| is finite)."""
     model, x, y, valid = nan_below_two_lstms([7, 3, 7, 5], masked=True)
     out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path="loop",
-                 loop=LoopOptions(hand_written_reverse=hand_written)).run(tf.constant(x), tf.constant(y))
+                 loop=LoopOptions(hand_written_reverse=hand_written)).run(tf.constant(x), tf.constant(y)).layers
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4
 

@@ -539,7 +539,7 @@ def test_a_cell_the_probe_cannot_step_runs_in_keras_loop_and_is_named(log_dir, c
     assert np.isfinite(run.timestep_gradients("lstm")).all()
     # the probe's forward pass (Keras's loop for 'simple') gives the model's own loss
     probe = monitor._parts["probe"]
-    loss = probe._prober.run(x, y)["__loss__"]
+    loss = probe._prober.run(x, y).loss
     np.testing.assert_allclose(loss, np.mean((model.predict(x, verbose=0) - y) ** 2), rtol=1e-5)
     with pytest.raises(ProbeRefusedError, match="'simple' is not probed"):
         model.fit(x, y, epochs=1, verbose=0,

@@ -74,7 +74,7 @@ def test_every_probe_number_is_the_same_on_both_paths():
     results = {}
     for path in ("kernel", "loop"):
         prober = Prober(model, infos, Thresholds(), 2, gradients=True, h_samples=3, path=path)
-        results[path] = prober.run(x, y)
+        results[path] = prober.run(x, y).layers
         assert {t.path for t in prober.traced} == {path}
     keys = ("grad_abs_sum", "out_abs_sum", "grad_norm_sum", "flow_norm", "v_norm", "weight_grad_norm", "grad_nonfinite")
     for info in infos:
@@ -104,7 +104,7 @@ def test_a_batch_unlike_the_prepared_one_still_runs():
     prepared.prepare(x, y)
     fresh = Prober(model, infos, Thresholds(), 2, gradients=True, path="loop")
     for rows in (5, 3):
-        got, expected = prepared.run(x[:rows], y[:rows]), fresh.run(x[:rows], y[:rows])
+        got, expected = prepared.run(x[:rows], y[:rows]).layers, fresh.run(x[:rows], y[:rows]).layers
         for info in infos:
             np.testing.assert_allclose(got[info.name]["grad_abs_sum"], expected[info.name]["grad_abs_sum"],
                                        rtol=1e-6, err_msg=f"{info.name}, {rows} rows")
@@ -115,6 +115,6 @@ def test_nonfinite_gradients_are_counted_at_every_valid_step(path, lengths):
     """A NaN in the output layer's kernel makes dL/dh NaN at every valid step of every layer
     below it: each path counts exactly (valid tokens) x units non-finite gradients per layer."""
     model, x, y, valid = nan_below_two_lstms(lengths, masked=path == "loop")
-    out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path=path).run(x, y)
+    out = Prober(model, find_rnn_layers(model), Thresholds(), 2, gradients=True, path=path).run(x, y).layers
     assert float(out["low"]["grad_nonfinite"]) == valid * 5
     assert float(out["high"]["grad_nonfinite"]) == valid * 4

@@ -10,6 +10,7 @@ import pytest
 from rnn_monitor.config import Thresholds
 from rnn_monitor.model.anatomy import find_rnn_layers
 from rnn_monitor.probe.graph import Prober
+from rnn_monitor.probe.results import CellFacts
 
 pytestmark = pytest.mark.backends
 B, T, D, U = 4, 5, 2, 3
@@ -50,10 +51,10 @@ def test_gradient_sums_flow_and_loss_against_the_cell_stepped_by_hand(grad):
     model, x, y = _model()
     prober = Prober(model, find_rnn_layers(model), Thresholds(), text_samples=2, gradients=True, path="loop")
     out = prober.run(x, y)
-    res = out["lstm"]
+    res = out.layers["lstm"]
     loss, dh, h = _by_hand(model, x, y, grad)
-    assert float(out["__loss__"]) == pytest.approx(loss, rel=1e-5)
-    assert tuple(out["__pred_shape__"]) == (B, T, 1)
+    assert out.loss == pytest.approx(loss, rel=1e-5)
+    assert out.pred_shape == (B, T, 1)
     np.testing.assert_allclose(res["grad_abs_sum"], np.abs(dh).sum(axis=0), rtol=1e-4, atol=1e-8)
     np.testing.assert_allclose(res["grad_norm_sum"], np.linalg.norm(dh, axis=2).sum(axis=0), rtol=1e-4, atol=1e-8)
     np.testing.assert_array_equal(res["count_t"], [B] * T)
@@ -75,15 +76,15 @@ def test_gradient_sums_flow_and_loss_against_the_cell_stepped_by_hand(grad):
     np.testing.assert_allclose(acc["h_sumsq"], (h * h).sum(axis=(0, 1)), rtol=1e-5)
     assert acc["n_valid"] == B * T and acc["h_sum"].dtype == np.float64
     np.testing.assert_allclose(res["samples"]["h"], h[:2], rtol=1e-5, atol=1e-7)
-    # [h bounded, tanh output, direct, recurrent, positions, eps of float32]
-    np.testing.assert_array_equal(out["__static__"]["lstm"], [1, 1, 1, 1, 1, np.finfo(np.float32).eps])
+    assert out.cells["lstm"] == CellFacts(h_bounded=True, tanh_output=True, direct=True, recurrent=True,
+                                          positions=1, dtype_eps=float(np.finfo(np.float32).eps))
     assert prober.refusals == {} and [t.info.name for t in prober.traced] == ["lstm"]
 
 
 def test_without_gradients_only_the_forward_part_runs():
     model, x, _ = _model()
     out = Prober(model, find_rnn_layers(model), Thresholds(), text_samples=1, gradients=False, path="loop").run(x)
-    assert "__loss__" not in out and "grad_abs_sum" not in out["lstm"]
+    assert out.loss is None and out.pred_shape is None and "grad_abs_sum" not in out.layers["lstm"]
     h = np.asarray(model.get_layer("lstm")(x))
-    np.testing.assert_allclose(out["lstm"]["samples"]["h"], h[:1], rtol=1e-5, atol=1e-7)
-    assert out["lstm"]["acc"]["n_valid"] == B * T
+    np.testing.assert_allclose(out.layers["lstm"]["samples"]["h"], h[:1], rtol=1e-5, atol=1e-7)
+    assert out.layers["lstm"]["acc"]["n_valid"] == B * T

@@ -9,6 +9,7 @@ import pytest
 
 from rnn_monitor.config import Thresholds
 from rnn_monitor.probe.layer_stats import layer_stats, recon_tolerance
+from rnn_monitor.probe.results import CellFacts
 from rnn_monitor.record import EpochRecord
 from rnn_monitor.stats import unit_health
 
@@ -46,8 +47,9 @@ def run(res, kind="lstm", direction="forward", gradients=False, units=None, said
     info = types.SimpleNamespace(name="lstm", kind=kind, direction=direction)
     record = EpochRecord(0)
     said = [] if said is None else said
-    static = (True, True, True, True, 1, float(np.finfo(np.float32).eps))
-    out = layer_stats(info, res, record, static, thresholds=Thresholds(), units=units, text_samples=3,
+    facts = CellFacts(h_bounded=True, tanh_output=True, direct=True, recurrent=True, positions=1,
+                      dtype_eps=float(np.finfo(np.float32).eps))
+    out = layer_stats(info, res, record, facts, thresholds=Thresholds(), units=units, text_samples=3,
                       gradients=gradients, say_once=lambda key, *a, **k: said.append(key))
     return out, record
 
