@@ -32,8 +32,7 @@ from keras import ops, tree
 
 from rnn_monitor.model.anatomy import RNNLayerInfo, activation_name, leaf_cells
 from rnn_monitor.model.backend import TF_KERAS, engine_of
-from rnn_monitor.model.gates import positions, spatial_shape
-from rnn_monitor.model.stepping import CellLayout, CellStepper, UnsupportedCell
+from rnn_monitor.model.stepping import CellLayout, CellStepper, note_state, traced_layout
 
 # Activations whose output is bounded: a state produced by one of these never "explodes".
 BOUNDED_ACTIVATIONS = {"tanh", "sigmoid", "hard_sigmoid", "softsign", "hard_tanh"}
@@ -195,20 +194,13 @@ def _plans(layer, shapes, layouts, flat0) -> list[_Plan]:
     only_last = not layer.return_sequences and not getattr(layer, "return_state", False)
     plans = []
     for i, shape in enumerate(shapes):
-        path = shape.info.cell_path
-        layout = layouts.get(path)
-        if layout is None:
-            raise UnsupportedCell(f"its cell has no sub-cell at {path}")
-        shape.recurrent = layout.h is not None
-        shape.direct = layout.direct
+        layout = traced_layout(shape, layouts)
+        path = layout.path
         h_shape = tuple(flat0[layout.h].shape[1:]) if shape.recurrent else layout.out_shape
-        spatial, first = spatial_shape(layout.cell, (None,) + h_shape)
-        shape.positions, shape.channels_first = positions(spatial), first
-        shape.dtype = keras.backend.standardize_dtype(flat0[layout.h].dtype) if shape.recurrent else layout.out_dtype
+        dtype = keras.backend.standardize_dtype(flat0[layout.h].dtype) if shape.recurrent else layout.out_dtype
+        note_state(shape, layout, (None,) + h_shape, dtype)
         shape.only_last = only_last and layout.direct and path == last_path
         keep_c = shape.info.kind == "lstm"
-        if keep_c and layout.count < 2:
-            raise UnsupportedCell(f"its LSTM-like cell at {path} carries {layout.count} state(s), not 2")
         shape.rebuild = shape.info.kind in ("lstm", "gru")
         plans.append(_Plan(i, shape, layout, h_shape, keep_c, keep_x=shape.rebuild and path != first_path))
     return plans

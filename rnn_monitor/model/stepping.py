@@ -30,6 +30,7 @@ from keras import tree
 
 from rnn_monitor.model.anatomy import leaf_cells
 from rnn_monitor.model.backend import cell_call_kwargs, is_a
+from rnn_monitor.model.gates import positions, spatial_shape
 
 
 class UnsupportedCell(ValueError):
@@ -55,6 +56,29 @@ class CellLayout:
     def local_h(self) -> Optional[int]:
         """Index of h among the cell's own states."""
         return None if self.h is None else self.h - self.first
+
+
+def traced_layout(trace: Any, layouts: dict) -> CellLayout:
+    """The layout of the sub-cell a traced recurrence monitors; notes on the trace whether its h
+    is a state (`recurrent`) and the cell's output (`direct`). Both loops' plans start here."""
+    path = trace.info.cell_path
+    layout = layouts.get(path)
+    if layout is None:
+        raise UnsupportedCell(f"its cell has no sub-cell at {path}")
+    trace.recurrent = layout.h is not None
+    trace.direct = layout.direct
+    return layout
+
+
+def note_state(trace: Any, layout: CellLayout, state_shape: tuple, dtype: str) -> None:
+    """Notes what the traced h ([B, ...] `state_shape`, `dtype`) tells of the recurrence: its
+    spatial positions and channel order (feature maps), its dtype; an LSTM-like cell must carry
+    two states (h and c)."""
+    spatial, first = spatial_shape(layout.cell, state_shape)
+    trace.positions, trace.channels_first = positions(spatial), first
+    trace.dtype = dtype
+    if trace.info.kind == "lstm" and layout.count < 2:
+        raise UnsupportedCell(f"its LSTM-like cell at {layout.path} carries {layout.count} state(s), not 2")
 
 
 # hook(layout path, inputs, output, new flat states of that cell) -> (output, new flat states)

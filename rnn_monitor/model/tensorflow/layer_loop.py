@@ -17,8 +17,7 @@ from typing import Any, NamedTuple, Optional
 import tensorflow as tf
 
 from rnn_monitor.model.anatomy import leaf_cells
-from rnn_monitor.model.gates import positions, spatial_shape
-from rnn_monitor.model.stepping import CellLayout, CellStepper, UnsupportedCell
+from rnn_monitor.model.stepping import CellLayout, CellStepper, note_state, traced_layout
 from rnn_monitor.model.tensorflow.segments import Segments
 from rnn_monitor.model.tensorflow.step_reductions import last_valid_steps
 from rnn_monitor.model.tensorflow.unit_stats import broadcast_mask
@@ -119,21 +118,11 @@ def _plans(traces: list, layouts: dict, flat0: list, out0: dict, first_path: tup
     """A plan per monitored recurrence; fills in what the trace found about each."""
     plans = []
     for trace in traces:
-        path = trace.info.cell_path
-        layout = layouts.get(path)
-        if layout is None:
-            raise UnsupportedCell(f"its cell has no sub-cell at {path}")
-        trace.recurrent = layout.h is not None
-        trace.direct = layout.direct
-        template = flat0[layout.h] if trace.recurrent else out0[path]
-        spatial, first = spatial_shape(layout.cell, tuple(template.shape))
-        trace.positions, trace.channels_first = positions(spatial), first
-        trace.dtype = template.dtype.name
-        keep_c = trace.info.kind == "lstm"
-        if keep_c and layout.count < 2:
-            raise UnsupportedCell(f"its LSTM-like cell at {path} carries {layout.count} state(s), not 2")
-        keep_x = trace.info.kind in ("lstm", "gru") and path != first_path
-        plans.append(RecurrencePlan(layout, template, keep_c, keep_x))
+        layout = traced_layout(trace, layouts)
+        template = flat0[layout.h] if trace.recurrent else out0[layout.path]
+        note_state(trace, layout, tuple(template.shape), template.dtype.name)
+        keep_x = trace.info.kind in ("lstm", "gru") and layout.path != first_path
+        plans.append(RecurrencePlan(layout, template, trace.info.kind == "lstm", keep_x))
     return plans
 
 
