@@ -198,7 +198,7 @@ def layer_conditions(ev: LayerEvidence, learning: Learning, th: Thresholds) -> l
 
 
 # ------------------------------------------------------------------ non-finite numbers
-def nonfinite_places(record: EpochRecord) -> dict[str, Places]:
+def nonfinite_places(record: EpochRecord, layers: list[str]) -> dict[str, Places]:
     """layer -> [(where, gate, count)] summed over the record's non-finite entries, plus the
     non-finite numbers the probe could not attribute to a count (a NaN norm or flow)."""
     counts: dict[tuple, int] = {}
@@ -209,7 +209,7 @@ def nonfinite_places(record: EpochRecord) -> dict[str, Places]:
     for (layer, where, gate), count in counts.items():
         if count > 0:
             places.setdefault(layer, []).append((where, gate, count))
-    for layer in _layers(record):
+    for layer in layers:
         _add_unattributed(layer, record, places)
     return places
 
@@ -276,12 +276,13 @@ def check_record(record: EpochRecord, thresholds: Thresholds, history: Optional[
     """Alerts and findings holding at this epoch, given the earlier logged epochs' `history`; a
     layer without a number is not judged on it, and nothing but NaN/Inf once the loss is."""
     th, history = thresholds, history or History()
-    places = nonfinite_places(record)
-    out = [nonfinite(layer, places[layer]) for layer in _layers(record) if places.get(layer)]
+    layers = _layers(record)
+    places = nonfinite_places(record, layers)
+    out = [nonfinite(layer, places[layer]) for layer in layers if places.get(layer)]
     if not record.loss_is_finite():
         return out if places else out + [nonfinite_loss(record)]
     learning = learning_state(record, history, th)
-    for layer in _layers(record):
+    for layer in layers:
         if not places.get(layer):
             out.extend(layer_conditions(layer_evidence(layer, record, history, learning), learning, th))
     run = diverged(learning, th)
